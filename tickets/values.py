@@ -1,0 +1,350 @@
+"""Value parsers: turn one raw source cell into a typed value (SPEC §4.1).
+
+Every parser takes the raw cell (str, int, float, bool, date, datetime, time or None, as the
+readers deliver it) and returns ``Parsed(value, warning)``. An unusable value raises
+``InvalidValue``; the pipeline decides whether that rejects the row (required field) or stores
+NULL with a warning (optional field). Placeholders and Excel error markers live here, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+#: Text that means "no value" in the exports (compared after trimming).
+PLACEHOLDERS = frozenset({"--None--", "nan", "NaN", "None", "NULL", "N/A", "null", "none"})
+#: Extra placeholders for assignee fields only.
+ASSIGNEE_PLACEHOLDERS = frozenset({"PendingAssignment"})
+#: Excel error cells as they reach us through readers (cached formula results).
+EXCEL_ERRORS = frozenset(
+    {
+        "#N/A",
+        "#VALUE!",
+        "#REF!",
+        "#DIV/0!",
+        "#NUM!",
+        "#NAME?",
+        "#NULL!",
+        "#GETTING_DATA",
+        "#SPILL!",
+        "#CALC!",
+        "#FIELD!",
+        "#BLOCKED!",
+        "#UNKNOWN!",
+    }
+)
+TRUE_WORDS = frozenset({"yes", "true", "y", "1"})
+FALSE_WORDS = frozenset({"no", "false", "n", "0"})
+MIN_YEAR, MAX_YEAR = 1990, 2100
+EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+#: Serial numbers of 1990-01-01 and 2100-12-31: outside this a number is not a date.
+EXCEL_SERIAL_RANGE = (32874.0, 73415.0)
+
+
+class InvalidValue(ValueError):
+    """The raw value cannot be read as the column's type; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    value: Any
+    warning: str | None = None
+
+
+EMPTY = Parsed(None)
+Parser = Callable[[Any], Parsed]
+
+
+def _excel_error(raw: Any) -> Parsed | None:
+    if isinstance(raw, str) and raw.strip() in EXCEL_ERRORS:
+        return Parsed(None, f"Excel error cell {raw.strip()}")
+    return None
+
+
+def _blank(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> bool:
+    if raw is None:
+        return True
+    if isinstance(raw, float) and raw != raw:  # NaN from pandas-built files
+        return True
+    if isinstance(raw, str):
+        s = raw.strip().lstrip("\ufeff")
+        return s == "" or s in placeholders
+    return False
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def parse_text(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw, placeholders):
+        return EMPTY
+    if isinstance(raw, bool):
+        return Parsed("true" if raw else "false")
+    if isinstance(raw, float):
+        return Parsed(_number_text(raw))
+    if isinstance(raw, dt.datetime):
+        return Parsed(raw.isoformat(sep=" "))
+    if isinstance(raw, (int, dt.date, dt.time)):
+        return Parsed(str(raw))
+    # NUL bytes cannot be stored in PostgreSQL text.
+    return Parsed(str(raw).strip().replace("\x00", ""))
+
+
+_ASSIGNEE_PLACEHOLDERS = PLACEHOLDERS | ASSIGNEE_PLACEHOLDERS
+
+
+def parse_assignee(raw: Any) -> Parsed:
+    return parse_text(raw, _ASSIGNEE_PLACEHOLDERS)
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+BIGINT_MAX = 2**63 - 1
+
+
+def parse_int(raw: Any) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    if isinstance(raw, bool):
+        raise InvalidValue("not an integer")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float):
+        if not raw.is_integer():
+            raise InvalidValue("not an integer")
+        value = int(raw)
+    elif isinstance(raw, str):
+        s = raw.strip()
+        try:
+            value = int(s)
+        except ValueError:
+            try:
+                f = Decimal(s)
+            except InvalidOperation:
+                raise InvalidValue("not an integer") from None
+            if not f.is_finite() or f != f.to_integral_value():
+                raise InvalidValue("not an integer")
+            value = int(f)
+    else:
+        raise InvalidValue("not an integer")
+    if abs(value) > BIGINT_MAX:
+        raise InvalidValue("integer out of range")
+    return Parsed(value)
+
+
+HOURS_MAX = Decimal("999999.99")
+CENT = Decimal("0.01")
+
+
+def parse_decimal(raw: Any, quantum: Decimal = CENT, maximum: Decimal = HOURS_MAX) -> Parsed:
+    """A non-negative decimal rounded half away from zero to ``quantum``."""
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    if isinstance(raw, bool):
+        raise InvalidValue("not a number")
+    try:
+        value = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
+    except InvalidOperation:
+        raise InvalidValue("not a number") from None
+    if not value.is_finite():
+        raise InvalidValue("not a number")
+    if value < 0:
+        raise InvalidValue("negative value")
+    value = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    if value > maximum:
+        raise InvalidValue(f"greater than {maximum}")
+    return Parsed(value)
+
+
+def parse_hours(raw: Any) -> Parsed:
+    try:
+        return parse_decimal(raw)
+    except InvalidValue as exc:
+        raise InvalidValue(exc.reason.replace("value", "hours")) from None
+
+
+# --- booleans ------------------------------------------------------------------------------
+
+
+def parse_bool(raw: Any) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    if isinstance(raw, bool):
+        return Parsed(raw)
+    word = _number_text(raw) if isinstance(raw, float) else str(raw).strip().lower()
+    if word in TRUE_WORDS:
+        return Parsed(True)
+    if word in FALSE_WORDS:
+        return Parsed(False)
+    return Parsed(None, f"unrecognised boolean {str(raw)[:50]!r}")
+
+
+# --- dates and times -----------------------------------------------------------------------
+
+_DAYFIRST = re.compile(
+    r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})"
+    r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*([AaPp][Mm])?)?$"
+)
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*([AaPp][Mm])?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def source_zone() -> ZoneInfo:
+    return _zone(settings.SOURCE_TIME_ZONE)
+
+
+def _round_second(value: dt.datetime) -> dt.datetime:
+    """Excel stores times as day fractions: 11:12:59.999999 means 11:13:00."""
+    if value.microsecond >= 500_000:
+        value += dt.timedelta(seconds=1)
+    return value.replace(microsecond=0)
+
+
+def _from_serial(serial: float) -> dt.datetime:
+    if not (EXCEL_SERIAL_RANGE[0] <= serial <= EXCEL_SERIAL_RANGE[1]):
+        raise InvalidValue("number is not an Excel date serial in 1990-2100")
+    return _round_second(EXCEL_EPOCH + dt.timedelta(days=serial))
+
+
+def _hour24(hour: int, ampm: str | None) -> int:
+    if ampm is None:
+        return hour
+    if not 1 <= hour <= 12:
+        raise InvalidValue("hour out of range for AM/PM")
+    pm = ampm.lower() == "pm"
+    return (hour % 12) + (12 if pm else 0)
+
+
+def _naive_datetime(raw: Any) -> dt.datetime:
+    """Raw cell -> naive or aware datetime; raises InvalidValue."""
+    if isinstance(raw, dt.datetime):
+        return _round_second(raw)
+    if isinstance(raw, dt.date):
+        return dt.datetime(raw.year, raw.month, raw.day)
+    if isinstance(raw, bool):
+        raise InvalidValue("not a date")
+    if isinstance(raw, (int, float)):
+        return _from_serial(float(raw))
+    s = str(raw).strip()
+    if _NUMBER.match(s):
+        return _from_serial(float(s))
+    m = _DAYFIRST.match(s)
+    if m:
+        a, b, year, hh, mm, ss, ampm = m.groups()
+        day, month = (int(a), int(b)) if settings.DATE_DAY_FIRST else (int(b), int(a))
+        try:
+            return dt.datetime(
+                int(year),
+                month,
+                day,
+                _hour24(int(hh), ampm) if hh else 0,
+                int(mm or 0),
+                int(ss or 0),
+            )
+        except ValueError as exc:
+            raise InvalidValue(f"not a valid date ({exc})") from None
+    try:
+        return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValue("not a recognised date format") from None
+
+
+def _check_year(value: dt.datetime | dt.date) -> None:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InvalidValue(f"year {value.year} outside {MIN_YEAR}-{MAX_YEAR}")
+
+
+def _future_warning(value: dt.datetime) -> str | None:
+    if value > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        return "date more than a day in the future"
+    return None
+
+
+def parse_datetime(raw: Any) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    value = _naive_datetime(raw)
+    _check_year(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=source_zone())
+    value = value.astimezone(dt.UTC)
+    return Parsed(value, _future_warning(value))
+
+
+def parse_date(raw: Any) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    value = _naive_datetime(raw)
+    _check_year(value)
+    day = value.date()
+    warning = None
+    if day > dt.date.today() + dt.timedelta(days=1):
+        warning = "date more than a day in the future"
+    return Parsed(day, warning)
+
+
+def parse_time(raw: Any) -> Parsed:
+    if (err := _excel_error(raw)) is not None:
+        return err
+    if _blank(raw):
+        return EMPTY
+    if isinstance(raw, dt.time):
+        return Parsed(raw.replace(microsecond=0, tzinfo=None))
+    if isinstance(raw, dt.datetime):
+        return Parsed(_round_second(raw).time())
+    if isinstance(raw, dt.timedelta):
+        raw = raw.total_seconds() / 86400
+    if isinstance(raw, bool):
+        raise InvalidValue("not a time")
+    s = raw if isinstance(raw, (int, float)) else str(raw).strip()
+    if isinstance(s, str) and _NUMBER.match(s):
+        s = float(s)
+    if isinstance(s, (int, float)):
+        if not 0 <= s < 1:
+            raise InvalidValue("number is not an Excel time fraction")
+        return Parsed(_round_second(dt.datetime(2000, 1, 1) + dt.timedelta(days=s)).time())
+    m = _TIME.match(s)
+    if not m:
+        # A full date-time string: keep its time of day.
+        try:
+            return Parsed(_naive_datetime(s).time().replace(tzinfo=None))
+        except InvalidValue:
+            raise InvalidValue("not a recognised time format") from None
+    hh, mm, ss, ampm = m.groups()
+    try:
+        return Parsed(dt.time(_hour24(int(hh), ampm), int(mm), int(ss or 0)))
+    except ValueError as exc:
+        raise InvalidValue(f"not a valid time ({exc})") from None
