@@ -143,7 +143,7 @@ def parse_int(raw: Any) -> Parsed:
             except InvalidOperation:
                 raise InvalidValue("not an integer") from None
             if not f.is_finite() or f != f.to_integral_value():
-                raise InvalidValue("not an integer")
+                raise InvalidValue("not an integer") from None
             value = int(f)
     else:
         raise InvalidValue("not an integer")
