@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -286,9 +287,14 @@ ROSTER_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=4)
+def _automation_users(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(n.strip().lower() for n in names)
+
+
 def _derive_comment(row: dict[str, Any]) -> None:
     """Customer-facing: a recognised flag wins, else the public type; automation never counts."""
-    automation = {u.strip().lower() for u in settings.AUTOMATION_USERS}
+    automation = _automation_users(tuple(settings.AUTOMATION_USERS))
     user = (row.get("user_name") or "").strip().lower()
     if user in automation:
         row["is_customer_facing"] = False

@@ -1,0 +1,201 @@
+"""Legacy SQLite -> warehouse: every legacy table through the load pipeline, one run each.
+
+The legacy `import_metadata` table becomes historical ImportRun rows (idempotent by its id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tickets import values as v
+from tickets.columns import ENTITIES, LEGACY_ORDER
+from tickets.models import ImportRun
+from tickets.pipeline import ImportFailed, ProgressCallback, load_table, sha256_of
+from tickets.readers.base import SourceError, sniff_kind
+from tickets.readers.sqlite import (
+    HISTORY_TABLE,
+    LEGACY_TABLES,
+    connect,
+    present_tables,
+    table_reader,
+)
+
+
+@dataclass
+class TableResult:
+    table: str
+    entity: str
+    run_id: int | None = None
+    status: str = ""
+    source_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    superseded: int = 0
+    deleted: int = 0
+    warned: int = 0
+    error: str = ""
+
+    @property
+    def reconciled(self) -> bool:
+        """Source rows = inserted + updated + unchanged + rejected (+ superseded duplicates)."""
+        accounted = self.inserted + self.updated + self.unchanged + self.rejected + self.superseded
+        return self.status != "failed" and self.source_rows == accounted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "reconciled": self.reconciled}
+
+
+@dataclass
+class LegacyReport:
+    file: str
+    sha256: str
+    dry_run: bool
+    tables: list[TableResult] = field(default_factory=list)
+    missing_tables: list[str] = field(default_factory=list)
+    history_runs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(t.reconciled for t in self.tables)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "tables": [t.as_dict() for t in self.tables],
+            "missing_tables": self.missing_tables,
+            "history_runs": self.history_runs,
+        }
+
+
+def migrate_legacy(
+    path: str | Path,
+    *,
+    tables: list[str] | None = None,
+    dry_run: bool = False,
+    user: Any = None,
+    progress_for: Callable[[str, int | None], ProgressCallback | None] | None = None,
+) -> LegacyReport:
+    """Load every (selected) legacy table; one failing table does not stop the others."""
+    path = Path(path)
+    if sniff_kind(path) != "sqlite":
+        raise SourceError(path.name, "not a SQLite database")
+    conn = connect(path)
+    try:
+        present = present_tables(conn)
+        known = [t for t in LEGACY_TABLES if t in present]
+        if not known and HISTORY_TABLE not in present:
+            raise SourceError(path.name, "no legacy tables found")
+        wanted = set(tables or [])
+        unknown = wanted - set(LEGACY_TABLES) - set(LEGACY_ORDER) - {HISTORY_TABLE}
+        if unknown:
+            raise SourceError(
+                path.name, f"unknown table(s) requested: {', '.join(sorted(unknown))}"
+            )
+        report = LegacyReport(path.name, sha256_of(path), dry_run)
+        for entity_name in LEGACY_ORDER:
+            table_name = ENTITIES[entity_name].legacy_table
+            if wanted and entity_name not in wanted and table_name not in wanted:
+                continue
+            if table_name not in present:
+                report.missing_tables.append(table_name)
+                continue
+            report.tables.append(
+                _load_one(conn, path, table_name, entity_name, report, dry_run, user, progress_for)
+            )
+        if HISTORY_TABLE in present and (not wanted or HISTORY_TABLE in wanted) and not dry_run:
+            report.history_runs = import_history(conn)
+        elif HISTORY_TABLE not in present:
+            report.missing_tables.append(HISTORY_TABLE)
+        return report
+    finally:
+        conn.close()
+
+
+def _load_one(conn, path, table_name, entity_name, report, dry_run, user, progress_for):
+    raw = table_reader(conn, path, table_name)
+    run = ImportRun(
+        source_kind=ImportRun.SourceKind.SQLITE,
+        file_name=f"{path.name}:{table_name}",
+        file_sha256=report.sha256,
+        created_by=user,
+    )
+    result = TableResult(table=table_name, entity=entity_name, source_rows=raw.total or 0)
+    callback = progress_for(table_name, raw.total) if progress_for else None
+    try:
+        load_table(run, raw, ENTITIES[entity_name], dry_run=dry_run, progress=callback)
+    except ImportFailed as exc:
+        result.error = str(exc)
+    run.refresh_from_db()
+    result.run_id, result.status = run.pk, run.status
+    result.inserted, result.updated, result.unchanged = (
+        run.rows_inserted,
+        run.rows_updated,
+        run.rows_unchanged,
+    )
+    result.rejected, result.superseded, result.deleted, result.warned = (
+        run.rows_rejected,
+        run.rows_superseded,
+        run.rows_deleted,
+        run.rows_warned,
+    )
+    if run.status != ImportRun.Status.FAILED:
+        result.source_rows = run.rows_read
+    return result
+
+
+def import_history(conn) -> int:
+    """Legacy import records become historical runs; re-running updates, never duplicates."""
+    cursor = conn.execute(f'SELECT * FROM "{HISTORY_TABLE}"')
+    names = [d[0] for d in cursor.description]
+    count = 0
+    for values in cursor:
+        row = dict(zip(names, values, strict=True))
+        legacy_id = v.parse_text(row.get("import_id")).value
+        if legacy_id is None:
+            continue
+        when = _safe(v.parse_datetime, row.get("import_timestamp"))
+        ImportRun.objects.update_or_create(
+            legacy_import_id=str(legacy_id),
+            defaults={
+                "source_kind": ImportRun.SourceKind.LEGACY_HISTORY,
+                "entity": (v.parse_text(row.get("source_type")).value or "")[:40],
+                "file_name": (v.parse_text(row.get("file_name")).value or "")[:500],
+                "status": ImportRun.Status.SUCCEEDED,
+                "started_at": when,
+                "finished_at": when,
+                "rows_read": _safe(v.parse_int, row.get("records_imported")) or 0,
+                "rows_inserted": _safe(v.parse_int, row.get("records_imported")) or 0,
+                "window_start": _date(row.get("date_range_start")),
+                "window_end": _date(row.get("date_range_end")),
+                "notes": " | ".join(
+                    filter(
+                        None,
+                        [
+                            v.parse_text(row.get("filter_applied")).value,
+                            v.parse_text(row.get("notes")).value,
+                        ],
+                    )
+                ),
+            },
+        )
+        count += 1
+    return count
+
+
+def _safe(parser, raw):
+    try:
+        return parser(raw).value
+    except v.InvalidValue:
+        return None
+
+
+def _date(raw):
+    return _safe(v.parse_date, raw)

@@ -1,0 +1,77 @@
+"""manage.py import_file PATH: one export file through the same pipeline as the admin button."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tickets.columns import ENTITIES
+from tickets.management.commands._progress import Bars
+from tickets.pipeline import ImportFailed, import_file
+
+
+class Command(BaseCommand):
+    help = "Import one XLSX or CSV export (tickets, comments, timesheets, quality, roster)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--entity", choices=sorted(ENTITIES), help="Default: from the headers.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Run everything, then roll back."
+        )
+        parser.add_argument("--json", action="store_true", help="Machine-readable report.")
+
+    def handle(self, *args, **options):
+        bars = Bars()
+        try:
+            run = import_file(
+                options["path"],
+                entity=options["entity"],
+                dry_run=options["dry_run"],
+                progress=None if options["json"] else bars.callback("import", None),
+            )
+        except ImportFailed as exc:
+            raise CommandError(str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise CommandError(f"{options['path']}: file not found") from exc
+        finally:
+            bars.close()
+        data = run_summary(run)
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2, default=str))
+            return
+        self.stdout.write(
+            f"{run.file_name} -> {run.entity}: read {run.rows_read}, inserted {run.rows_inserted}, "
+            f"updated {run.rows_updated}, unchanged {run.rows_unchanged}, deleted {run.rows_deleted}, "
+            f"rejected {run.rows_rejected}, duplicates {run.rows_superseded}, warned {run.rows_warned}, "
+            f"orphans {run.orphans} [{run.status}{', dry run' if run.dry_run else ''}]"
+        )
+        if run.same_file_as_id:
+            self.stdout.write(
+                f"note: the same file was already imported as run #{run.same_file_as_id}"
+            )
+
+
+def run_summary(run) -> dict:
+    fields = [
+        "id",
+        "status",
+        "entity",
+        "file_name",
+        "file_sha256",
+        "dry_run",
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_deleted",
+        "rows_rejected",
+        "rows_superseded",
+        "rows_warned",
+        "orphans",
+        "window_start",
+        "window_end",
+        "duration_s",
+        "same_file_as_id",
+        "error_summary",
+    ]
+    return {f: getattr(run, f) for f in fields}

@@ -1,0 +1,83 @@
+"""CSV exports: UTF-8 with or without BOM, quoted fields with embedded newlines."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tickets.readers.base import BadRow, RawTable, SourceError
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def read_csv(path: Path) -> RawTable:
+    fh = path.open("r", encoding="utf-8-sig", newline="")
+    try:
+        sample = fh.read(65536)
+        fh.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(fh, dialect)
+        header_row = 0
+        headers: list[str] = []
+        for record in reader:
+            header_row += 1
+            if any(cell.strip() for cell in record):
+                headers = record
+                break
+    except UnicodeDecodeError as exc:
+        fh.close()
+        raise SourceError(
+            path.name, f"not UTF-8 text (byte {exc.start}): save as CSV UTF-8"
+        ) from None
+    except csv.Error as exc:
+        fh.close()
+        raise SourceError(path.name, f"malformed CSV: {exc}") from None
+    if not headers:
+        fh.close()
+        raise SourceError(path.name, "the file has no header row")
+    # Trailing empty header cells are export padding, not columns.
+    while headers and not headers[-1].strip():
+        headers.pop()
+    table = RawTable(name=path.name, headers=headers, rows=iter(()), file_name=path.name)
+    table.rows = _rows(fh, reader, header_row, len(headers), table)
+    return table
+
+
+def _rows(
+    fh: Any, reader: Any, header_row: int, width: int, table: RawTable
+) -> Iterator[tuple[int, list[Any]]]:
+    number = header_row
+    try:
+        for record in reader:
+            number += 1
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != width:
+                extra = record[width:]
+                if len(record) > width and not any(cell.strip() for cell in extra):
+                    record = record[:width]  # empty padding after the last column
+                else:
+                    yield (
+                        number,
+                        BadRow(
+                            f"expected {width} fields, found {len(record)} "
+                            "(unescaped delimiter or truncated line)"
+                        ),
+                    )
+                    continue
+            yield number, record
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            table.file_name,
+            f"not UTF-8 text near row {number + 1} (byte {exc.start}): save as CSV UTF-8",
+        ) from None
+    except csv.Error as exc:
+        raise SourceError(table.file_name, f"malformed CSV at row {number + 1}: {exc}") from None
+    finally:
+        fh.close()
