@@ -23,6 +23,9 @@ class Backup(models.Model):
     size_bytes = models.BigIntegerField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
     row_counts = models.JSONField(default=dict, blank=True)
+    # Critical metrics (1.1-1.5) computed on the dump's own snapshot, so a restore drill can
+    # prove the restored data gives the same answers.
+    metrics = models.JSONField(default=dict, blank=True)
     reason = models.CharField(max_length=100, blank=True)  # scheduled, manual, pre-import, safety
     error = models.TextField(blank=True)
 
