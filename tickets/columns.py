@@ -395,14 +395,14 @@ def header_lookup(entity: Entity) -> dict[str, Column]:
 
 
 def detect_entity(headers: list[Any]) -> Entity | None:
-    """The entity whose required headers all appear, preferring the one matching most headers."""
+    """The entity matching most of the headers (at least two), so a file missing a required
+    column is still recognised and then refused with a message naming that column."""
     present = {normalise_header(h) for h in headers if normalise_header(h)}
-    best, best_score = None, 0
+    best, best_score = None, 1
     for entity in ENTITIES.values():
         lookup = header_lookup(entity)
-        required = {normalise_header(h) for h in entity.required_headers}
-        matched = sum(1 for h in present if h in lookup)
-        if required <= present and matched > best_score:
+        matched = len({lookup[h].field for h in present if h in lookup})
+        if matched > best_score:
             best, best_score = entity, matched
     return best
 

@@ -16,13 +16,13 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 def read_csv(path: Path) -> RawTable:
     fh = path.open("r", encoding="utf-8-sig", newline="")
     try:
-        sample = fh.read(65536)
+        first_line = fh.readline()
         fh.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        reader = csv.reader(fh, dialect)
+        # Exports are comma-separated; a header without commas may use ; or tab (EU Excel).
+        delimiter = ","
+        if "," not in first_line:
+            delimiter = max(";\t", key=first_line.count) if first_line.strip() else ","
+        reader = csv.reader(fh, delimiter=delimiter)
         header_row = 0
         headers: list[str] = []
         for record in reader:

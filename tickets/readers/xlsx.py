@@ -6,6 +6,7 @@ clear message instead of exhausting memory or failing deep inside the parser.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,8 @@ def check_archive(path: Path) -> None:
         raise SourceError(
             path.name,
             f"the archive expands to {total // 2**20} MB, over the "
-            f"{settings.IMPORT_MAX_UNCOMPRESSED_MB} MB limit (IMPORT_MAX_UNCOMPRESSED_MB)",
+            f"{settings.IMPORT_MAX_UNCOMPRESSED_MB} MB limit (IMPORT_MAX_UNCOMPRESSED_MB): "
+            "refused as a possible zip bomb",
         )
     for info in infos:
         if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
@@ -49,6 +51,65 @@ def check_archive(path: Path) -> None:
                     f"member {info.filename} has a compression ratio of "
                     f"{info.file_size // info.compress_size}:1: refused as a zip bomb",
                 )
+
+
+_TAG = {name: re.compile(rb"<" + name + rb"\b[^>]*>") for name in (b"sheet", b"Relationship")}
+_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
+_ERROR_CELL = re.compile(rb'<c\b[^>]*?r="([A-Z]+)(\d+)"[^>]*?t="e"[^>]*>.*?<v>([^<]*)</v>', re.S)
+CHUNK = 4 << 20
+
+
+def _column_index(letters: bytes) -> int:
+    index = 0
+    for ch in letters:
+        index = index * 26 + (ch - 64)
+    return index - 1
+
+
+def _tags(xml: bytes, name: bytes) -> list[dict[bytes, bytes]]:
+    return [dict(_ATTR.findall(m.group(0))) for m in _TAG[name].finditer(xml)]
+
+
+def error_cells(path: Path, sheet_name: str, origin: tuple[int, int]) -> dict[int, list]:
+    """Row -> [(column, error text)] of the sheet's error cells, which calamine reports as empty.
+
+    Rows and columns are relative to the sheet's used range starting at `origin`, as calamine
+    delivers them.
+
+    A streaming regex scan of the sheet XML: cheap, and only error cells are kept.
+    """
+    with zipfile.ZipFile(path) as zf:
+        sheets = {
+            a.get(b"name", b"").decode(): a.get(b"r:id")
+            for a in _tags(zf.read("xl/workbook.xml"), b"sheet")
+        }
+        rels_name = "xl/_rels/workbook.xml.rels"
+        rels = (
+            {
+                a.get(b"Id"): a.get(b"Target", b"")
+                for a in _tags(zf.read(rels_name), b"Relationship")
+            }
+            if rels_name in zf.namelist()
+            else {}
+        )
+        target = rels.get(sheets.get(sheet_name), b"").decode().lstrip("/")
+        if not target:
+            return {}
+        member = target if target.startswith("xl/") else f"xl/{target}"
+        if member not in zf.namelist():
+            return {}
+        found: dict[int, list] = {}
+        with zf.open(member) as fh:
+            tail = b""
+            while chunk := fh.read(CHUNK):
+                data = tail + chunk
+                cut = data.rfind(b"</c>") + 4 if b"</c>" in data else 0
+                for col, row, value in _ERROR_CELL.findall(data, 0, cut):
+                    found.setdefault(int(row) - origin[0], []).append(
+                        (_column_index(col) - origin[1], value.decode(errors="replace"))
+                    )
+                tail = data[cut:]
+        return found
 
 
 def _first_nonempty(rows: Iterator[list[Any]]) -> tuple[int, list[Any]] | None:
@@ -85,6 +146,9 @@ def read_xlsx(path: Path) -> RawTable:
     if chosen is None:
         raise SourceError(path.name, "the workbook has no data (every sheet is empty)")
     name, sheet, rows, header_number, header = chosen
+    # calamine starts at the used range; source row numbers are the sheet's own.
+    origin = sheet.start or (0, 0)
+    header_number += origin[0]
     headers = [normalise_header(h) and str(h).strip() for h in header]
     while headers and not headers[-1]:
         headers.pop()
@@ -98,14 +162,19 @@ def read_xlsx(path: Path) -> RawTable:
     return RawTable(
         name=name,
         headers=headers,
-        rows=_rows(rows, header_number, len(headers)),
+        rows=_rows(rows, header_number, len(headers), error_cells(path, name, origin)),
         total=total,
         file_name=path.name,
     )
 
 
-def _rows(rows: Iterator[list[Any]], header_number: int, width: int) -> Iterator[tuple[int, list]]:
+def _rows(
+    rows: Iterator[list[Any]], header_number: int, width: int, errors: dict[int, list]
+) -> Iterator[tuple[int, list]]:
     for number, row in enumerate(rows, start=header_number + 1):
         values = row[:width]
+        for col, text in errors.get(number, ()):
+            if 0 <= col < width:
+                values[col] = text
         if any(cell not in ("", None) for cell in values):
             yield number, values

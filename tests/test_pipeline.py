@@ -1,0 +1,252 @@
+"""The load pipeline end to end on generated files (SPEC §4.2)."""
+
+import datetime as dt
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests import files as f
+from tickets.models import Comment, ImportIssue, ImportRun, Ticket, TimesheetEntry
+from tickets.pipeline import ImportFailed, import_file
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot():
+    return (
+        list(Ticket.objects.order_by("pk").values_list("pk", "status", "title")),
+        Comment.objects.count(),
+        TimesheetEntry.objects.count(),
+    )
+
+
+def test_xlsx_tickets_typed_and_reimport_is_unchanged(tmp_path):
+    rows = [f.ticket(i) for i in range(1, 11)]
+    rows[0].update(created_at=45841.4673611111, sla_met="no", assigned_to_user="PendingAssignment")
+    rows[1].update(created_at=dt.datetime(2025, 7, 3, 11, 12, 59, 999999), ticket_id="3652948.0")
+    rows[2].update(created_at="20/05/2025 8:42", root_cause_category="--None--", parent_id="#N/A")
+    path = f.write_xlsx(tmp_path / "tickets.xlsx", "tickets", rows)
+
+    run = import_file(path)
+    assert (run.status, run.entity, run.rows_read, run.rows_inserted) == (
+        "succeeded",
+        "tickets",
+        10,
+        10,
+    )
+    t1 = Ticket.objects.get(pk=1)
+    assert t1.created_at == dt.datetime(2025, 7, 3, 11, 13, tzinfo=dt.UTC)
+    assert t1.sla_met is False and t1.assigned_to_user is None
+    assert Ticket.objects.get(pk=3652948).created_at == dt.datetime(
+        2025, 7, 3, 11, 13, tzinfo=dt.UTC
+    )
+    t3 = Ticket.objects.get(pk=3)
+    assert t3.created_at == dt.datetime(2025, 5, 20, 8, 42, tzinfo=dt.UTC)
+    assert t3.root_cause_category is None and t3.parent_id is None
+    assert t1.inserted_run_id == run.pk == t1.changed_run_id
+    # The error cell is a warning on its row, with the raw value.
+    issue = ImportIssue.objects.get(run=run, row_number=4)
+    assert (issue.column, issue.raw_value, issue.severity) == ("TKT-Parent ID", "#N/A", "warning")
+    assert run.rows_warned == 1
+
+    again = import_file(path)
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 10)
+    assert again.same_file_as_id == run.pk
+    assert Ticket.objects.get(pk=1).changed_run_id == run.pk
+
+
+def test_overlapping_export_updates_inserts_and_keeps_absent_rows(tmp_path):
+    import_file(
+        f.write_xlsx(
+            tmp_path / "a.xlsx", "tickets", [f.ticket(i, status="Open") for i in range(1, 6)]
+        )
+    )
+    later = [f.ticket(i, status="Open") for i in (4, 5)] + [f.ticket(6), f.ticket(7)]
+    later[0]["status"] = "Closed"
+    run = import_file(f.write_xlsx(tmp_path / "b.xlsx", "tickets", later))
+    assert (run.rows_inserted, run.rows_updated, run.rows_unchanged) == (2, 1, 1)
+    assert Ticket.objects.count() == 7
+    t4 = Ticket.objects.get(pk=4)
+    assert t4.status == "Closed" and t4.changed_run_id == run.pk and t4.inserted_run_id != run.pk
+
+
+def test_duplicate_keys_last_wins_and_rejections_are_reported(tmp_path):
+    rows = [f.ticket(1, title="first"), f.ticket(2), f.ticket(1, title="second")]
+    rows += [f.ticket(i) for i in range(3, 40)]
+    rows.append(f.ticket("abc"))  # invalid required id -> rejected
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", rows)
+    run = import_file(path)
+    assert Ticket.objects.get(pk=1).title == "second"
+    assert run.rows_superseded == 1 and run.rows_rejected == 1
+    assert (
+        run.rows_read
+        == run.rows_inserted
+        + run.rows_updated
+        + run.rows_unchanged
+        + run.rows_rejected
+        + run.rows_superseded
+    )
+    rejected = ImportIssue.objects.get(run=run, severity="error")
+    assert (rejected.row_number, rejected.column, rejected.raw_value) == (
+        42,
+        "TKT-Ticket ID",
+        "abc",
+    )
+    assert rejected.reason == "not an integer"
+    dup = ImportIssue.objects.get(run=run, reason__startswith="duplicate key")
+    assert dup.row_number == 2 and dup.reason.endswith("row 4")
+
+
+def test_reject_rate_gate_leaves_data_unchanged(tmp_path):
+    import_file(f.write_xlsx(tmp_path / "a.xlsx", "tickets", [f.ticket(1)]))
+    before = snapshot()
+    rows = [f.ticket(i, status="Open") for i in range(1, 10)] + [
+        f.ticket(i, created_at="never") for i in range(10, 12)
+    ]
+    with pytest.raises(ImportFailed, match="over the 5% limit"):
+        import_file(f.write_xlsx(tmp_path / "b.xlsx", "tickets", rows))
+    assert snapshot() == before
+    run = ImportRun.objects.order_by("-pk").first()
+    assert run.status == "failed" and run.rows_rejected == 2
+    assert ImportIssue.objects.filter(run=run, severity="error").count() == 2
+
+
+def test_dry_run_counts_without_writing(tmp_path):
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(i) for i in range(1, 4)])
+    run = import_file(path, dry_run=True)
+    assert (run.status, run.dry_run, run.rows_inserted) == ("previewed", True, 3)
+    assert Ticket.objects.count() == 0
+
+
+def test_timesheet_window_replace(tmp_path):
+    import_file(f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(100)]))
+    first = [f.timesheet(i, f"0{i}/07/2025", crm=100 if i == 1 else 0) for i in range(1, 8)]
+    first.append(f.timesheet(99, "20/06/2025", crm=555))  # outside later window, orphan ticket
+    run1 = import_file(f.write_xlsx(tmp_path / "ts1.xlsx", "timesheets", first))
+    assert run1.rows_inserted == 8 and run1.orphans == 1
+    assert TimesheetEntry.objects.get(description="work 1").ticket_id == 100
+    assert TimesheetEntry.objects.get(description="work 2").ticket_id is None  # crm 0 = admin time
+
+    # Later export covers 02/07-06/07: row 3 missing (deleted), row 4 changed (insert+delete),
+    # one new row; rows 1 and 7 are outside the window and stay.
+    later = [f.timesheet(i, f"0{i}/07/2025") for i in (2, 5, 6)]
+    later.append(f.timesheet(4, "04/07/2025", hours="2.0"))
+    later.append(f.timesheet(8, "03/07/2025"))
+    run2 = import_file(f.write_xlsx(tmp_path / "ts2.xlsx", "timesheets", later))
+    assert (run2.rows_inserted, run2.rows_unchanged, run2.rows_deleted) == (2, 3, 2)
+    assert (run2.window_start, run2.window_end) == (dt.date(2025, 7, 2), dt.date(2025, 7, 6))
+    descriptions = set(TimesheetEntry.objects.values_list("description", flat=True))
+    assert descriptions == {
+        "work 1",
+        "work 2",
+        "work 4",
+        "work 5",
+        "work 6",
+        "work 7",
+        "work 8",
+        "work 99",
+    }
+    again = import_file(tmp_path / "ts2.xlsx")
+    assert (again.rows_inserted, again.rows_deleted, again.rows_unchanged) == (0, 0, 5)
+
+
+def test_timesheet_merge_only_setting(tmp_path, settings):
+    settings.TIMESHEET_WINDOW_REPLACE = False
+    import_file(
+        f.write_xlsx(
+            tmp_path / "a.xlsx", "timesheets", [f.timesheet(i, "02/07/2025") for i in (1, 2)]
+        )
+    )
+    run = import_file(
+        f.write_xlsx(tmp_path / "b.xlsx", "timesheets", [f.timesheet(3, "02/07/2025")])
+    )
+    assert run.rows_deleted == 0 and TimesheetEntry.objects.count() == 3
+
+
+def test_csv_with_bom_embedded_newlines_and_bad_field_count(tmp_path):
+    rows = [f.comment(i, 1) for i in range(1, 30)]
+    rows[0]["text"] = 'line one, with "quotes"\nline two'
+    path = f.write_csv(tmp_path / "c.csv", "comments", rows)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("31,1,a,b,c,d,e,f,g,h,i,j,k\n")  # 13 fields for 10 columns
+    run = import_file(path)
+    assert run.rows_read == 30 and run.rows_rejected == 1 and run.rows_inserted == 29
+    assert Comment.objects.get(pk=1).text == 'line one, with "quotes"\nline two'
+    issue = ImportIssue.objects.get(run=run, severity="error")
+    assert issue.row_number == 31 and "expected 10 fields, found 13" in issue.reason
+    assert run.orphans == 29  # ticket 1 not loaded
+
+
+def test_customer_facing_derivation(tmp_path, settings):
+    rows = [
+        f.comment(1, 5, comment_type="comments"),
+        f.comment(2, 5, comment_type="worknotes"),
+        f.comment(3, 5, comment_type="worknotes", visible_to_customer="yes"),
+        f.comment(4, 5, comment_type="comments", user_name=" Brian "),
+        f.comment(5, 5, comment_type="comments", visible_to_customer="Arial"),
+    ]
+    import_file(f.write_xlsx(tmp_path / "c.xlsx", "comments", rows))
+    facing = dict(Comment.objects.values_list("pk", "is_customer_facing"))
+    assert facing == {1: True, 2: False, 3: True, 4: False, 5: True}
+
+
+def test_unknown_and_missing_optional_columns_are_warnings(tmp_path):
+    path = tmp_path / "c.xlsx"
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["CT-COMMENT-ID", "CT-TKT-ID", "CT-DATEAMDTIME", "Surprise", None, None])
+    ws.append([1, 2, "2025-07-01 10:00", "x", None, None])
+    wb.save(path)
+    run = import_file(path)
+    reasons = set(
+        ImportIssue.objects.filter(run=run, row_number=None).values_list("column", "reason")
+    )
+    assert ("Surprise", "unknown column ignored") in reasons
+    assert ("CT-TYPE", "missing optional column: loaded as NULL") in reasons
+    assert run.rows_inserted == 1
+
+
+def _bad_files(tmp_path):
+    good = f.write_xlsx(tmp_path / "good.xlsx", "tickets", [f.ticket(i) for i in range(1, 50)])
+    data = good.read_bytes()
+    (tmp_path / "truncated.xlsx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "random.xlsx").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "bomb.xlsx", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/workbook.xml", "<workbook/>")
+        zf.writestr("xl/worksheets/sheet1.xml", b"\x00" * (300 * 2**20))
+    f.write_csv(tmp_path / "missing.csv", "comments", [f.comment(1, 1)])
+    text = (
+        (tmp_path / "missing.csv").read_text(encoding="utf-8-sig").replace("CT-TKT-ID", "CT-OTHER")
+    )
+    (tmp_path / "missing.csv").write_text(text)
+    (tmp_path / "notes.txt").write_text("just some words\nnothing tabular here\n")
+    return {
+        "truncated.xlsx": "corrupt or truncated",
+        "random.xlsx": "not a valid XLSX",
+        "empty.csv": "the file is empty",
+        "bomb.xlsx": "zip bomb",
+        "missing.csv": "missing required column(s) for comments: CT-TKT-ID",
+        "notes.txt": "matches no entity",
+    }
+
+
+def test_bad_files_get_specific_errors_and_change_nothing(tmp_path, settings):
+    settings.IMPORT_MAX_UNCOMPRESSED_MB = 100
+    import_file(f.write_xlsx(tmp_path / "seed.xlsx", "tickets", [f.ticket(1)]))
+    before = snapshot()
+    for name, message in _bad_files(tmp_path).items():
+        with pytest.raises(CommandError) as exc:
+            call_command("import_file", str(tmp_path / name))
+        assert name in str(exc.value) and message in str(exc.value), (name, str(exc.value))
+        assert snapshot() == before
+        run = ImportRun.objects.order_by("-pk").first()
+        assert run.status == "failed" and message in run.error_summary
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot open file"):
+        call_command("import_file", str(tmp_path / "nope.xlsx"))
