@@ -1,0 +1,442 @@
+"""The admin is the application: warehouse browsing, exports, and imports as queued runs.
+
+Imports: Upload -> archived by sha256 -> queued dry run (Celery) -> preview -> Confirm queues
+the real run -> progress polled as JSON -> outcome and report. Logic lives in tickets.imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from import_export.admin import ExportActionMixin, ImportExportModelAdmin
+
+from tickets import imports
+from tickets.columns import ENTITIES
+from tickets.models import (
+    Comment,
+    CommentQuality,
+    CommentSentiment,
+    ImportIssue,
+    ImportRun,
+    RootCauseAudit,
+    TeamMember,
+    Ticket,
+    TimesheetEntry,
+)
+from tickets.resources import FORMULA_START, RosterResource, export_resource
+
+IMPORT_PERMISSION = "tickets.add_importrun"
+REPORT_FIELDS = (
+    "run_id",
+    "entity",
+    "row_number",
+    "natural_key",
+    "column",
+    "raw_value",
+    "reason",
+    "severity",
+)
+PREVIEW_ISSUES = 20
+
+
+def can_import(request: HttpRequest) -> bool:
+    return (
+        request.user.is_active
+        and request.user.is_staff
+        and request.user.has_perm(IMPORT_PERMISSION)
+    )
+
+
+# --- upload ------------------------------------------------------------------------------------
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="The ticket system's XLSX or CSV export, or the legacy SQLite database."
+    )
+    entity = forms.ChoiceField(
+        required=False,
+        choices=[("", "Detect from the header row")] + [(name, name) for name in ENTITIES],
+        help_text="Ignored for a SQLite database (every legacy table is loaded).",
+    )
+
+    def clean_file(self) -> Any:
+        uploaded = self.cleaned_data["file"]
+        if uploaded.size > imports.max_upload_bytes():
+            raise forms.ValidationError(imports._too_large_message(uploaded.size))
+        return uploaded
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _safe_cell(value: Any) -> Any:
+    """Raw values come from uploaded files: never let a spreadsheet run them as formulas."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def report_rows(run: ImportRun) -> Iterator[tuple]:
+    issues = (
+        ImportIssue.objects.filter(run_id__in=imports.report_run_ids(run))
+        .order_by("run_id", "row_number", "id")
+        .values_list(*REPORT_FIELDS)
+    )
+    for row in issues.iterator(chunk_size=5000):
+        yield tuple(_safe_cell(value) for value in row)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def report_csv_response(run: ImportRun) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield "\ufeff" + writer.writerow(REPORT_FIELDS)
+        for row in report_rows(run):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-run-{run.pk}-issues.csv"'
+    return response
+
+
+def report_xlsx_response(run: ImportRun) -> FileResponse:
+    """openpyxl write-only mode keeps memory flat; the workbook is spooled to a temp file."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("issues")
+    sheet.append(list(REPORT_FIELDS))
+    for row in report_rows(run):
+        sheet.append(list(row))
+    tmp = tempfile.TemporaryFile()
+    workbook.save(tmp)
+    tmp.seek(0)
+    return FileResponse(
+        tmp,
+        as_attachment=True,
+        filename=f"import-run-{run.pk}-issues.xlsx",
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+
+# --- ImportRun -----------------------------------------------------------------------------------
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "entity",
+        "file_name",
+        "status_badge",
+        "dry_run",
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_deleted",
+        "rows_rejected",
+        "created_by",
+    )
+    list_filter = ("status", "entity", "dry_run", "source_kind")
+    list_select_related = ("created_by",)
+    search_fields = ("=id", "file_name", "=file_sha256")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    change_list_template = "admin/tickets/importrun/change_list.html"
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run: ImportRun) -> str:
+        label = f"{run.status} (preview)" if run.dry_run and run.status != "queued" else run.status
+        return format_html('<span class="import-status import-{}">{}</span>', run.status, label)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # runs are records; the run page replaces the change form
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("upload/", wrap(self.upload_view), name="tickets_importrun_upload"),
+            path("<int:pk>/run/", wrap(self.run_view), name="tickets_importrun_run"),
+            path("<int:pk>/progress/", wrap(self.progress_view), name="tickets_importrun_progress"),
+            path("<int:pk>/confirm/", wrap(self.confirm_view), name="tickets_importrun_confirm"),
+            path("<int:pk>/cancel/", wrap(self.cancel_view), name="tickets_importrun_cancel"),
+            path("<int:pk>/retry/", wrap(self.retry_view), name="tickets_importrun_retry"),
+            path(
+                "<int:pk>/report.<str:fmt>",
+                wrap(self.report_view),
+                name="tickets_importrun_report",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        imports.fail_stale_runs()
+        extra_context = {**(extra_context or {}), "can_import": can_import(request)}
+        return super().changelist_view(request, extra_context)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        return redirect("admin:tickets_importrun_upload")
+
+    def change_view(self, request: HttpRequest, object_id: str, *args: Any, **kwargs: Any) -> Any:
+        return redirect("admin:tickets_importrun_run", pk=object_id)
+
+    # -- views --
+
+    def _run(self, request: HttpRequest, pk: int) -> ImportRun:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(ImportRun, pk=pk)
+
+    def _require_import(self, request: HttpRequest) -> None:
+        if not can_import(request):
+            raise PermissionDenied
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        self._require_import(request)
+        if request.method == "POST":
+            form = UploadForm(request.POST, request.FILES)
+            if form.is_valid():
+                uploaded = form.cleaned_data["file"]
+                try:
+                    archived, sha = imports.archive_upload(uploaded)
+                except imports.UploadTooLarge as exc:
+                    form.add_error("file", str(exc))
+                else:
+                    run = imports.create_run(
+                        archived,
+                        sha,
+                        uploaded.name,
+                        user=request.user,
+                        entity=form.cleaned_data["entity"],
+                        dry_run=True,
+                    )
+                    messages.info(request, f"Upload archived; preview run #{run.pk} queued.")
+                    return redirect("admin:tickets_importrun_run", pk=run.pk)
+            status = 413 if "file" in form.errors and "upload limit" in str(form.errors) else 400
+        else:
+            form = UploadForm(initial={"entity": request.GET.get("entity", "")})
+            status = 200
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Upload export",
+            "form": form,
+            "max_mb": imports.max_upload_bytes() // 2**20,
+        }
+        return TemplateResponse(
+            request, "admin/tickets/importrun/upload.html", context, status=status
+        )
+
+    def run_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = self._run(request, pk)
+        if imports.fail_stale_runs(run.pk):
+            run.refresh_from_db()
+        issues = list(
+            ImportIssue.objects.filter(run_id__in=imports.report_run_ids(run)).order_by(
+                "run_id", "row_number", "id"
+            )[:PREVIEW_ISSUES]
+        )
+        confirmed = imports.confirmed_as(run)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Import run #{run.pk}",
+            "run": run,
+            "issues": issues,
+            "children": imports.child_runs(run),
+            "confirmed_as": confirmed,
+            "can_import": can_import(request),
+            "active": run.status in imports.ACTIVE,
+            "snapshot": imports.progress_snapshot(run),
+            "issue_count_capped": len(issues) >= PREVIEW_ISSUES,
+        }
+        return TemplateResponse(request, "admin/tickets/importrun/run.html", context)
+
+    def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        run = self._run(request, pk)
+        if run.status == ImportRun.Status.RUNNING and imports.fail_stale_runs(run.pk):
+            run.refresh_from_db()
+        return JsonResponse(imports.progress_snapshot(run))
+
+    def _post_action(self, request: HttpRequest, pk: int) -> ImportRun:
+        self._require_import(request)
+        if request.method != "POST":
+            raise PermissionDenied
+        return get_object_or_404(ImportRun, pk=pk)
+
+    def confirm_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = self._post_action(request, pk)
+        try:
+            real = imports.confirm_run(run, request.user)
+        except (ValueError, FileNotFoundError) as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:tickets_importrun_run", pk=run.pk)
+        messages.info(request, f"Confirmed: import run #{real.pk} queued.")
+        return redirect("admin:tickets_importrun_run", pk=real.pk)
+
+    def cancel_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = self._post_action(request, pk)
+        if imports.cancel_run(run):
+            messages.info(request, f"Run #{run.pk} cancelled: nothing was loaded.")
+        else:
+            messages.error(request, "Only a queued run or a preview can be cancelled.")
+        return redirect("admin:tickets_importrun_run", pk=run.pk)
+
+    def retry_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = self._post_action(request, pk)
+        try:
+            new = imports.retry_run(run, request.user)
+        except (ValueError, FileNotFoundError) as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:tickets_importrun_run", pk=run.pk)
+        messages.info(request, f"Retry queued as run #{new.pk}.")
+        return redirect("admin:tickets_importrun_run", pk=new.pk)
+
+    def report_view(self, request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+        run = self._run(request, pk)
+        if fmt == "csv":
+            return report_csv_response(run)
+        if fmt == "xlsx":
+            return report_xlsx_response(run)
+        raise PermissionDenied
+
+
+@admin.register(ImportIssue)
+class ImportIssueAdmin(admin.ModelAdmin):
+    list_display = ("run", "entity", "row_number", "severity", "column", "natural_key", "reason")
+    list_filter = ("severity", "entity", "run")
+    list_select_related = ("run",)
+    raw_id_fields = ("run",)
+    search_fields = ("=natural_key", "=run__id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- warehouse -----------------------------------------------------------------------------------
+
+
+class WarehouseAdmin(ExportActionMixin, admin.ModelAdmin):
+    """Big tables: no COUNT(*) of everything, no per-row queries, an Import button."""
+
+    import_entity = ""
+    import_export_change_list_template = "admin/tickets/change_list_import_export.html"
+    show_full_result_count = False
+    list_select_related = ("changed_run",)
+    raw_id_fields = ("inserted_run", "changed_run")
+    list_per_page = 50
+
+    def get_export_resource_classes(self, request: HttpRequest) -> list:
+        return [export_resource(self.import_entity)]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra_context = dict(extra_context or {})
+        if can_import(request):
+            extra_context["import_url"] = (
+                reverse("admin:tickets_importrun_upload") + f"?entity={self.import_entity}"
+            )
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(Ticket)
+class TicketAdmin(WarehouseAdmin):
+    import_entity = "tickets"
+    list_display = ("ticket_id", "title", "status", "team", "category", "created_at", "changed_run")
+    list_filter = ("team", "status", "category")
+    search_fields = ("=ticket_id", "=parent_id", "=customer_reference")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+
+@admin.register(Comment)
+class CommentAdmin(WarehouseAdmin):
+    import_entity = "comments"
+    list_display = (
+        "comment_id",
+        "ticket_id",
+        "user_name",
+        "comment_type",
+        "is_customer_facing",
+        "created_at",
+        "changed_run",
+    )
+    list_filter = ("team", "comment_type", "is_customer_facing")
+    search_fields = ("=comment_id", "=ticket_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+
+@admin.register(TimesheetEntry)
+class TimesheetEntryAdmin(WarehouseAdmin):
+    import_entity = "timesheets"
+    list_display = ("id", "work_date", "user_full_name", "hours", "ticket_id", "category")
+    list_filter = ("category", "entry_type")
+    search_fields = ("=ticket_id", "=crm_id", "username")
+    date_hierarchy = "work_date"
+    ordering = ("-work_date", "-id")
+
+
+@admin.register(CommentQuality)
+class CommentQualityAdmin(admin.ModelAdmin):
+    list_display = (
+        "comment_key",
+        "ticket_id",
+        "user_name",
+        "team",
+        "quality_score",
+        "quality_tier",
+    )
+    list_filter = ("team", "quality_tier")
+    search_fields = ("=comment_key", "=ticket_id")
+    raw_id_fields = ("inserted_run", "changed_run")
+    show_full_result_count = False
+
+
+@admin.register(CommentSentiment)
+class CommentSentimentAdmin(admin.ModelAdmin):
+    list_display = ("comment_key", "ticket_id", "user_name", "team", "sentiment", "confidence")
+    list_filter = ("team", "sentiment")
+    search_fields = ("=comment_key", "=ticket_id")
+    raw_id_fields = ("inserted_run", "changed_run")
+    show_full_result_count = False
+
+
+@admin.register(TeamMember)
+class TeamMemberAdmin(ImportExportModelAdmin):
+    resource_classes = [RosterResource]
+    list_display = ("username", "name", "email", "team")
+    list_filter = ("team",)
+    search_fields = ("username", "name", "email")
+    raw_id_fields = ("inserted_run", "changed_run")
+
+
+@admin.register(RootCauseAudit)
+class RootCauseAuditAdmin(admin.ModelAdmin):
+    list_display = ("ticket_id", "category", "root_cause_category", "accurate", "reviewer")
+    list_filter = ("accurate", "category")
+    list_select_related = ("reviewer",)
+    raw_id_fields = ("reviewer",)
+    search_fields = ("=ticket_id",)
+    show_full_result_count = False
