@@ -152,6 +152,18 @@ IMPORT_ARCHIVE_DIR = env.path("IMPORT_ARCHIVE_DIR", default=str(BASE_DIR / "var"
 BACKUP_BEFORE_DESTRUCTIVE_IMPORT = env.bool("BACKUP_BEFORE_DESTRUCTIVE_IMPORT", default=False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# -- Admin imports as Celery tasks (tickets/imports.py, tickets/tasks.py) --
+# A running import whose heartbeat is older than this is a dead worker: marked failed, retryable.
+IMPORT_STALE_AFTER_S = env.int("IMPORT_STALE_AFTER_S", default=120)
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True  # no =CMD() injection into spreadsheets
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"  # roster import needs tickets.add_teammember
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_SKIP_ADMIN_LOG = True  # a roster import must not write one LogEntry per row
+CELERY_BEAT_SCHEDULE["fail-stale-import-runs"] = {
+    "task": "tickets.tasks.fail_stale_runs_task",
+    "schedule": 60.0,
+}
+# -- end admin imports --
 
 # --- Metrics --------------------------------------------------------------------------------
 CLOSED_STATUSES = env.list("CLOSED_STATUSES", default=["Closed", "Resolved"])
