@@ -1,0 +1,114 @@
+"""migrate_legacy: every legacy table through the pipeline, reconciled, idempotent."""
+
+import json
+import sqlite3
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests import files as f
+from tickets.models import Comment, CommentQuality, ImportRun, TeamMember, Ticket, TimesheetEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def legacy_db(path):
+    f.write_legacy(
+        path,
+        {
+            "tickets": [f.ticket(i, ticket_id=f"{i}.0") for i in range(1, 21)]
+            + [f.ticket(21, created_at="20/05/2025 8:42"), f.ticket(22, created_at="")],
+            "comments": [f.comment(i, 1 + i % 25) for i in range(1, 31)],
+            "timesheets": [
+                f.timesheet(i, "2025-07-0%d" % (1 + i % 9), crm=i % 3) for i in range(1, 16)
+            ],
+            "comment_quality": [
+                {
+                    "comment_key": "1_2025-07-04 09:00:00",
+                    "ticket_id": "1.0",
+                    "quality_score": "3.5",
+                    "professionalism_score": "4",
+                    "quality_tier": "good",
+                },
+                {"comment_key": "2", "ticket_id": "2", "quality_score": "9"},  # out of range
+            ],
+            "roster": [{"name": "Ann Agent", "email": "ann@example.com", "username": "aagent"}],
+        },
+    )
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE import_metadata (import_id, source_type, import_timestamp, file_name, "
+        "records_imported, date_range_start, date_range_end, filter_applied, notes)"
+    )
+    conn.execute(
+        "INSERT INTO import_metadata VALUES (1, 'tickets', '2025-08-01 10:00:00', 'x.xlsx', "
+        "'120.0', '2025-07-01', '2025-07-31', 'team=Cloud', '')"
+    )
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_migrate_legacy_reconciles_and_is_idempotent(tmp_path, capsys):
+    path = legacy_db(tmp_path / "legacy.sqlite3")
+    call_command("migrate_legacy", str(path), "--json")
+    report = json.loads(capsys.readouterr().out)
+    by_table = {t["table"]: t for t in report["tables"]}
+    assert report["ok"] is True
+    assert by_table["tickets"]["source_rows"] == 22
+    assert (by_table["tickets"]["inserted"], by_table["tickets"]["rejected"]) == (21, 1)
+    assert by_table["comments"]["inserted"] == 30
+    assert by_table["timesheets"]["inserted"] == 15
+    assert (
+        by_table["comment_quality"]["inserted"] == 2 and by_table["comment_quality"]["warned"] == 1
+    )
+    assert report["missing_tables"] == ["comment_sentiment"]
+    assert report["history_runs"] == 1
+    for t in report["tables"]:
+        assert (
+            t["source_rows"]
+            == t["inserted"] + t["updated"] + t["unchanged"] + t["rejected"] + t["superseded"]
+        )
+    assert Ticket.objects.count() == 21 and Comment.objects.count() == 30
+    assert TimesheetEntry.objects.filter(ticket_id__isnull=False).count() == 10
+    assert CommentQuality.objects.get(comment_key="2").quality_score is None
+    assert TeamMember.objects.get().email == "ann@example.com"
+    history = ImportRun.objects.get(source_kind="legacy-history")
+    assert (history.rows_read, str(history.window_start)) == (120, "2025-07-01")
+
+    call_command("migrate_legacy", str(path), "--json")
+    again = json.loads(capsys.readouterr().out)
+    for t in again["tables"]:
+        assert t["inserted"] == t["updated"] == t["deleted"] == 0
+        assert t["unchanged"] == t["source_rows"] - t["rejected"] - t["superseded"]
+    assert ImportRun.objects.filter(source_kind="legacy-history").count() == 1
+
+
+def test_migrate_legacy_dry_run_and_table_selection(tmp_path, capsys):
+    path = legacy_db(tmp_path / "legacy.sqlite3")
+    call_command("migrate_legacy", str(path), "--dry-run", "--tables", "tickets")
+    out = capsys.readouterr().out
+    assert "DRY RUN" in out and "tickets" in out and "comments " not in out
+    assert Ticket.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [(b"", "the file is empty"), (b"hello world, not sqlite" * 10, "not a SQLite database")],
+)
+def test_non_sqlite_is_refused(tmp_path, content, message):
+    path = tmp_path / "legacy.sqlite3"
+    path.write_bytes(content)
+    with pytest.raises(CommandError, match=message):
+        call_command("migrate_legacy", str(path))
+
+
+def test_sqlite_without_legacy_tables_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE unrelated (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CommandError, match="no legacy tables found"):
+        call_command("migrate_legacy", str(path))
+    assert ImportRun.objects.count() == 0
