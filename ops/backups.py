@@ -7,7 +7,12 @@ reach the tools through ``PGPASSWORD`` in the environment, never on the command 
 Retention (``prune``): a succeeded backup's file is deleted only when it is outside BOTH rules,
 i.e. it is not among the newest ``BACKUP_KEEP_COUNT`` succeeded backups AND it is older than
 ``BACKUP_KEEP_DAYS``. The newest succeeded backup is always kept (count is at least 1). Failed
-backups leave no file (the partial file is removed at once); pruned rows stay for history.
+backups leave no file (the partial file is removed at once); pruned rows stay for history. A
+recorded file outside BACKUP_DIR (the setting changed) is never deleted.
+
+Metrics recorded with a backup are what the live system reported on the dump's snapshot (the
+materialised facts as last refreshed). pg_restore rebuilds the facts from the restored tables, so
+a drill difference means damaged data or facts that were stale at backup time; both need a look.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from django.conf import settings
 from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
+from django.db.utils import load_backend
 from django.utils import timezone
 
 from ops.models import Backup, RestoreDrill
@@ -92,7 +98,9 @@ def pg_env(settings_dict: dict[str, Any], **extra: str) -> dict[str, str]:
 def _run(cmd: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess[str]:
     """Run a client tool; turn a failure into an OpsError naming the cause."""
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, errors="replace", check=False
+        )
     except OSError as exc:
         raise OpsError(f"{what}: could not run {cmd[0]}: {exc}") from exc
     if proc.returncode != 0:
@@ -114,13 +122,17 @@ def database_alias(name: str, base: dict[str, Any] | None = None) -> Iterator[st
     """A temporary Django connection alias to database ``name`` on the same server."""
     base = base if base is not None else _active_settings()
     alias = f"ops_tmp_{secrets.token_hex(4)}"
-    connections.databases[alias] = {**base, "NAME": name, "CONN_MAX_AGE": 0}
+    # Registered for this thread only, not in settings.DATABASES: a dynamically created
+    # connection (Django's own test framework allows these; nothing else can route to it).
+    wrapper = load_backend(base["ENGINE"]).DatabaseWrapper(
+        {**base, "NAME": name, "CONN_MAX_AGE": 0}, alias
+    )
+    connections[alias] = wrapper
     try:
         yield alias
     finally:
-        connections[alias].close()
+        wrapper.close()
         del connections[alias]
-        del connections.databases[alias]
 
 
 # --- facts about a database ------------------------------------------------------------------
@@ -298,9 +310,9 @@ def prune(now: datetime | None = None) -> list[Backup]:
         if rank < keep_count or record.started_at >= cutoff:
             continue
         path = Path(record.path)
-        # Only ever delete our own files: a path outside BACKUP_DIR is left alone.
-        if path.resolve().parent == directory:
-            path.unlink(missing_ok=True)
+        if path.resolve().parent != directory:
+            continue  # only ever delete our own files; one elsewhere is left alone, still listed
+        path.unlink(missing_ok=True)
         record.status = Backup.Status.PRUNED
         record.save(update_fields=["status"])
         pruned.append(record)
