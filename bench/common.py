@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmarks: run a command, measure wall time and peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict:
+    """Wall seconds and peak resident memory (MB) of a command and all its children."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(
+                c.memory_info().rss for c in ps.children(recursive=True)
+            )
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return {"wall_s": round(wall, 2), "peak_mb": round(peak / 2**20, 1), "stdout": out}
+
+
+def database_url(name: str) -> str:
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def recreate_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(args: list[str], db: str, **kw) -> dict:
+    return measure([PYTHON, "manage.py", *args], env={"DATABASE_URL": database_url(db), **kw})
+
+
+def demo_data(scale: float, out: Path, exports: bool = False) -> Path:
+    """Generate (once, cached by scale) the demo data set."""
+    target = out / f"scale{scale:g}"
+    if not (target / "legacy.sqlite3").exists() or (exports and not (target / "exports").exists()):
+        args = ["generate_demo_data", "--out", str(target), "--scale", f"{scale:g}", "--seed", "42"]
+        if not exports:
+            args.append("--no-exports")
+        subprocess.run(
+            [PYTHON, "manage.py", *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
+    return target

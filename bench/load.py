@@ -1,0 +1,72 @@
+"""Benchmark: migrate_legacy vs pgloader vs a naive row-by-row loader, same file, same run.
+
+Usage: .venv/bin/python bench/load.py [--scales 1 10] [--naive-scales 1] [--out var/bench]
+Prints JSON. Each loader starts from an empty database; wall time and peak RSS (process tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import PYTHON, ROOT, database_url, demo_data, manage, measure, recreate_database
+
+WAREHOUSE_DB = "sd_bench_load"
+PGLOADER_DB = "sd_bench_pgloader"
+NAIVE_DB = "sd_bench_naive"
+
+
+def fresh_warehouse(name: str) -> None:
+    recreate_database(name)
+    manage(["migrate", "--noinput"], name)
+
+
+def run_scale(scale: float, out: Path, naive: bool) -> dict:
+    data = demo_data(scale, out)
+    legacy = data / "legacy.sqlite3"
+    result: dict = {"scale": scale, "file_mb": round(legacy.stat().st_size / 2**20, 1)}
+
+    fresh_warehouse(WAREHOUSE_DB)
+    ours = manage(["migrate_legacy", str(legacy), "--json"], WAREHOUSE_DB)
+    report = json.loads(ours.pop("stdout"))
+    result["rows"] = {t["table"]: t["source_rows"] for t in report["tables"]}
+    result["migrate_legacy"] = {**ours, "reconciled": report["ok"]}
+
+    if shutil.which("pgloader"):
+        recreate_database(PGLOADER_DB)
+        ref = measure(["pgloader", "--quiet", f"sqlite://{legacy}", database_url(PGLOADER_DB)])
+        ref.pop("stdout")
+        result["pgloader"] = ref
+        result["speedup_vs_pgloader"] = round(ref["wall_s"] / ours["wall_s"], 2)
+    else:
+        result["pgloader"] = "not installed (apt-get install pgloader)"
+
+    if naive:
+        fresh_warehouse(NAIVE_DB)
+        ref = measure(
+            [PYTHON, str(ROOT / "bench" / "naive_loader.py"), str(legacy)],
+            env={"DATABASE_URL": database_url(NAIVE_DB)},
+        )
+        ref.pop("stdout")
+        result["naive_row_by_row"] = ref
+        result["speedup_vs_naive"] = round(ref["wall_s"] / ours["wall_s"], 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scales", nargs="+", type=float, default=[1, 10])
+    parser.add_argument("--naive-scales", nargs="*", type=float, default=[1])
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
+    args = parser.parse_args()
+    results = [run_scale(s, args.out, s in args.naive_scales) for s in args.scales]
+    print(json.dumps({"benchmark": "load", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
