@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "import_export",
+    "health_check",  # /health/ view and its template (ops/health.py adds our checks)
     "tickets",
     "metrics",
     "ops",
@@ -175,6 +176,23 @@ SUPPORT_CATEGORY = env("SUPPORT_CATEGORY", default="Support Tickets")
 BACKUP_DIR = env.path("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
 BACKUP_KEEP_COUNT = env.int("BACKUP_KEEP_COUNT", default=14)
 BACKUP_KEEP_DAYS = env.int("BACKUP_KEEP_DAYS", default=30)
+
+# --- Health and freshness (ops/health.py) ----------------------------------------------------
+# Age (hours) at which the last success turns a freshness check warning / critical. Imports
+# arrive weekly or monthly; backups and benchmarks run nightly; drills weekly.
+HEALTH_IMPORT_WARN_HOURS = env.float("HEALTH_IMPORT_WARN_HOURS", default=8 * 24)
+HEALTH_IMPORT_CRIT_HOURS = env.float("HEALTH_IMPORT_CRIT_HOURS", default=35 * 24)
+HEALTH_BACKUP_WARN_HOURS = env.float("HEALTH_BACKUP_WARN_HOURS", default=26)
+HEALTH_BACKUP_CRIT_HOURS = env.float("HEALTH_BACKUP_CRIT_HOURS", default=50)
+HEALTH_DRILL_WARN_HOURS = env.float("HEALTH_DRILL_WARN_HOURS", default=8 * 24)
+HEALTH_DRILL_CRIT_HOURS = env.float("HEALTH_DRILL_CRIT_HOURS", default=15 * 24)
+HEALTH_BENCHMARK_WARN_HOURS = env.float("HEALTH_BENCHMARK_WARN_HOURS", default=26)
+HEALTH_BENCHMARK_CRIT_HOURS = env.float("HEALTH_BENCHMARK_CRIT_HOURS", default=74)
+# Free space on the BACKUP_DIR file system, percent, below which disk is warning / critical.
+HEALTH_DISK_WARN_FREE_PERCENT = env.float("HEALTH_DISK_WARN_FREE_PERCENT", default=15)
+HEALTH_DISK_CRIT_FREE_PERCENT = env.float("HEALTH_DISK_CRIT_FREE_PERCENT", default=5)
+HEALTH_CELERY_TIMEOUT_S = env.float("HEALTH_CELERY_TIMEOUT_S", default=1.0)
+HEALTH_SNAPSHOT_KEEP_DAYS = env.int("HEALTH_SNAPSHOT_KEEP_DAYS", default=90)
 
 LOGGING = {
     "version": 1,
