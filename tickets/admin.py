@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
+from import_export.formats import base_formats
 
 from tickets import imports
 from tickets.columns import ENTITIES
@@ -62,8 +63,10 @@ def can_import(request: HttpRequest) -> bool:
 
 
 class UploadForm(forms.Form):
+    # Empty files are accepted here so the run reports why, like every other bad file.
     file = forms.FileField(
-        help_text="The ticket system's XLSX or CSV export, or the legacy SQLite database."
+        allow_empty_file=True,
+        help_text="The ticket system's XLSX or CSV export, or the legacy SQLite database.",
     )
     entity = forms.ChoiceField(
         required=False,
@@ -321,7 +324,16 @@ class ImportRunAdmin(admin.ModelAdmin):
 
 @admin.register(ImportIssue)
 class ImportIssueAdmin(admin.ModelAdmin):
-    list_display = ("run", "entity", "row_number", "severity", "column", "natural_key", "reason")
+    list_display = (
+        "run",
+        "entity",
+        "row_number",
+        "severity",
+        "column",
+        "natural_key",
+        "raw_value",
+        "reason",
+    )
     list_filter = ("severity", "entity", "run")
     list_select_related = ("run",)
     raw_id_fields = ("run",)
@@ -347,6 +359,7 @@ class WarehouseAdmin(ExportActionMixin, admin.ModelAdmin):
     list_select_related = ("changed_run",)
     raw_id_fields = ("inserted_run", "changed_run")
     list_per_page = 50
+    formats = [base_formats.CSV, base_formats.XLSX]
 
     def get_export_resource_classes(self, request: HttpRequest) -> list:
         return [export_resource(self.import_entity)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.apps import apps
@@ -68,6 +69,7 @@ def _column_fields(entity: Entity) -> dict[str, fields.Field]:
     }
 
 
+@cache
 def export_resource(entity_name: str) -> type[resources.ModelResource]:
     """Source columns only, headed like the ticket system's export."""
     entity = ENTITIES[entity_name]
@@ -77,6 +79,7 @@ def export_resource(entity_name: str) -> type[resources.ModelResource]:
     return type(f"{entity.name.title().replace('_', '')}ExportResource", (_Base,), attrs)
 
 
+@cache
 def import_resource(entity_name: str) -> type[resources.ModelResource]:
     """Upsert by natural key with the registry parsers and derived fields (roster, benchmark)."""
     entity = ENTITIES[entity_name]

@@ -1,0 +1,350 @@
+"""The admin import flow through the Django test client; the task function runs in-process.
+
+Queueing is checked by capturing the on_commit callback (the real broker path is covered with a
+real worker in test_tasks_worker.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.urls import reverse
+
+from tests import files as f
+from tests.test_admin_helpers import (
+    IMPORTER_PERMS,
+    VIEWER_PERMS,
+    make_user,
+    tickets_csv,
+    upload,
+)
+from tickets import imports
+from tickets.models import Comment, ImportIssue, ImportRun, TeamMember, Ticket, TimesheetEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def archive(tmp_path, settings):
+    settings.IMPORT_ARCHIVE_DIR = tmp_path / "archive"
+    return settings.IMPORT_ARCHIVE_DIR
+
+
+@pytest.fixture
+def importer(client):
+    user = make_user("imogen", *IMPORTER_PERMS)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer(client):
+    client.force_login(make_user("victor", *VIEWER_PERMS))
+    return client
+
+
+def snapshot():
+    return (
+        list(Ticket.objects.order_by("pk").values_list("pk", "status", "title")),
+        Comment.objects.count(),
+        TimesheetEntry.objects.count(),
+    )
+
+
+def upload_and_run(client, path, django_capture_on_commit_callbacks, entity=""):
+    """Upload through the admin, check exactly one enqueue on commit, run the task's function."""
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = upload(client, path, entity)
+    assert response.status_code == 302, response.content[:2000]
+    assert len(callbacks) == 1
+    run = ImportRun.objects.latest("pk")
+    assert run.status == "queued" and run.dry_run and Path(run.archived_path).exists()
+    imports.execute_run(run.pk)
+    run.refresh_from_db()
+    return run, response
+
+
+# --- permissions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["ticket", "comment", "timesheetentry"])
+def test_import_button_only_for_staff_with_import_permission(client, model):
+    url = reverse(f"admin:tickets_{model}_changelist")
+    client.force_login(make_user("imogen", *IMPORTER_PERMS))
+    page = client.get(url)
+    assert page.status_code == 200 and b'id="import-button"' in page.content
+    client.force_login(make_user("victor", *VIEWER_PERMS))
+    page = client.get(url)
+    assert page.status_code == 200 and b'id="import-button"' not in page.content
+
+
+def test_staff_without_import_permission_gets_403(viewer, tmp_path):
+    path = tickets_csv(tmp_path / "t.csv", range(1, 3))
+    assert viewer.get(reverse("admin:tickets_importrun_upload")).status_code == 403
+    assert upload(viewer, path).status_code == 403
+    assert ImportRun.objects.count() == 0
+    page = viewer.get(reverse("admin:tickets_importrun_changelist"))
+    assert page.status_code == 200 and b"upload-button" not in page.content
+    run = ImportRun.objects.create(source_kind="csv", status="previewed", dry_run=True)
+    for name in ("confirm", "cancel", "retry"):
+        url = reverse(f"admin:tickets_importrun_{name}", args=[run.pk])
+        assert viewer.post(url).status_code == 403
+    assert ImportRun.objects.get(pk=run.pk).status == "previewed"
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get(reverse("admin:tickets_importrun_upload"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+# --- the happy path ----------------------------------------------------------------------------
+
+
+def test_upload_preview_confirm_and_same_file(
+    importer, tmp_path, django_capture_on_commit_callbacks
+):
+    tickets_csv(tmp_path / "seed.csv", range(1, 6), title="Old")
+    from tickets.pipeline import import_file
+
+    import_file(tmp_path / "seed.csv")
+    path = tickets_csv(tmp_path / "week.csv", range(3, 11), title="New")
+    before = snapshot()
+
+    preview, response = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    assert preview.status == "previewed" and snapshot() == before  # a dry run writes nothing
+    assert (preview.rows_inserted, preview.rows_updated, preview.rows_unchanged) == (5, 3, 0)
+    assert preview.archived_path.endswith(f"{preview.file_sha256}.csv")
+    page = importer.get(response["Location"])
+    html = page.content.decode()
+    assert 'id="confirm-button"' in html and 'id="cancel-button"' in html
+    assert 'id="count-inserted">5<' in html and 'id="count-updated">3<' in html
+    assert "2025-07-03" in html  # data window
+    progress = importer.get(reverse("admin:tickets_importrun_progress", args=[preview.pk])).json()
+    assert progress["finished"] and progress["status"] == "previewed" and progress["done"] == 8
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = importer.post(reverse("admin:tickets_importrun_confirm", args=[preview.pk]))
+    assert len(callbacks) == 1
+    real = ImportRun.objects.latest("pk")
+    assert response["Location"] == reverse("admin:tickets_importrun_run", args=[real.pk])
+    assert (real.status, real.dry_run, real.archived_path) == (
+        "queued",
+        False,
+        preview.archived_path,
+    )
+    assert imports.execute_run(real.pk) == "succeeded"
+    assert Ticket.objects.count() == 10 and Ticket.objects.get(pk=4).title == "New 4"
+    html = importer.get(response["Location"]).content.decode()
+    assert "Import succeeded" in html and 'id="confirm-button"' not in html
+
+    # A second confirm of the same preview queues nothing.
+    importer.post(reverse("admin:tickets_importrun_confirm", args=[preview.pk]))
+    assert ImportRun.objects.latest("pk").pk == real.pk
+
+    # The same file again: recognised by sha256, every row unchanged.
+    again, response = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    assert again.same_file_as_id == real.pk and again.rows_unchanged == 8
+    assert 'id="same-file"' in importer.get(response["Location"]).content.decode()
+
+
+def test_cancel_discards_the_preview(importer, tmp_path, django_capture_on_commit_callbacks):
+    path = tickets_csv(tmp_path / "t.csv", range(1, 4))
+    preview, _ = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    importer.post(reverse("admin:tickets_importrun_cancel", args=[preview.pk]))
+    preview.refresh_from_db()
+    assert preview.status == "cancelled"
+    importer.post(reverse("admin:tickets_importrun_confirm", args=[preview.pk]))
+    assert ImportRun.objects.count() == 1 and Ticket.objects.count() == 0
+
+
+def test_legacy_sqlite_upload_previews_every_table(
+    importer, tmp_path, django_capture_on_commit_callbacks
+):
+    path = f.write_legacy(
+        tmp_path / "legacy.sqlite3",
+        {
+            "tickets": [f.ticket(i) for i in range(1, 11)],
+            "comments": [f.comment(i, 1 + i % 10) for i in range(1, 21)],
+        },
+    )
+    parent, response = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    assert parent.status == "previewed" and parent.source_kind == "sqlite"
+    assert parent.rows_inserted == 30 and Ticket.objects.count() == 0
+    children = imports.child_runs(parent)
+    assert [c.entity for c in children] == ["tickets", "comments"]
+    assert all(c.status == "previewed" for c in children)
+    assert "Legacy tables" in importer.get(response["Location"]).content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        importer.post(reverse("admin:tickets_importrun_confirm", args=[parent.pk]))
+    real = ImportRun.objects.filter(source_kind="sqlite", entity="").latest("pk")
+    assert imports.execute_run(real.pk) == "succeeded"
+    assert Ticket.objects.count() == 10 and Comment.objects.count() == 20
+
+
+# --- size limit and bad files ------------------------------------------------------------------
+
+
+def test_oversized_upload_is_refused_with_a_clear_message(importer, tmp_path, settings, archive):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"x" * (1024 * 1024 + 10))
+    response = upload(importer, path)
+    assert response.status_code == 413
+    assert "over the 1 MB upload limit (IMPORT_MAX_UPLOAD_MB)" in response.content.decode()
+    assert ImportRun.objects.count() == 0
+    assert not any(Path(archive).glob("*")) if Path(archive).exists() else True
+
+
+def _bad_uploads(tmp_path: Path) -> dict[str, str]:
+    good = f.write_xlsx(tmp_path / "good.xlsx", "tickets", [f.ticket(i) for i in range(1, 50)])
+    data = good.read_bytes()
+    (tmp_path / "truncated.xlsx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "random.xlsx").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "bomb.xlsx", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/workbook.xml", "<workbook/>")
+        zf.writestr("xl/worksheets/sheet1.xml", b"\x00" * (300 * 2**20))
+    missing = f.write_csv(tmp_path / "missing.csv", "comments", [f.comment(1, 1)])
+    missing.write_text(missing.read_text(encoding="utf-8-sig").replace("CT-TKT-ID", "CT-OTHER"))
+    fields = f.write_csv(tmp_path / "fields.csv", "comments", [f.comment(1, 1)])
+    with fields.open("a", encoding="utf-8") as fh:
+        for n in range(2, 12):
+            fh.write(f"{n},1,too,few\n")
+    (tmp_path / "fake.sqlite").write_text("SQLite? no, just text pretending to be a database\n")
+    return {
+        "truncated.xlsx": "corrupt or truncated",
+        "random.xlsx": "not a valid XLSX",
+        "empty.csv": "the file is empty",
+        "bomb.xlsx": "zip bomb",
+        "missing.csv": "missing required column(s) for comments: CT-TKT-ID",
+        "fields.csv": "10 of 11 rows rejected",
+        "fake.sqlite": "not a SQLite database",
+    }
+
+
+def test_bad_files_through_the_admin_fail_with_a_specific_message(
+    importer, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_MAX_UNCOMPRESSED_MB = 100
+    from tickets.pipeline import import_file
+
+    import_file(tickets_csv(tmp_path / "seed.csv", range(1, 4)))
+    before = snapshot()
+    for name, message in _bad_uploads(tmp_path).items():
+        run, response = upload_and_run(
+            importer, tmp_path / name, django_capture_on_commit_callbacks
+        )
+        assert run.status == "failed", (name, run.status)
+        assert message in run.error_summary, (name, run.error_summary)
+        assert snapshot() == before, name
+        html = importer.get(response["Location"]).content.decode()
+        assert 'id="error-summary"' in html and "Import failed" in html, name
+        assert "succeeded" not in html.split('id="error-summary"')[1][:300], name
+        assert 'id="retry-button"' in html
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def test_report_downloads_every_issue_as_csv_and_xlsx(
+    importer, tmp_path, django_capture_on_commit_callbacks
+):
+    rows = [f.ticket(i) for i in range(1, 60)]
+    rows[3]["sla_met"] = "=HYPERLINK(1)"  # warning, with a formula-looking raw value
+    rows[4]["created_at"] = "not a date"  # rejected
+    rows.append(f.ticket(1))  # duplicate key -> superseded warning
+    path = f.write_csv(tmp_path / "t.csv", "tickets", rows)
+    run, _ = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    expected = ImportIssue.objects.filter(run=run).count()
+    assert expected >= 3
+
+    response = importer.get(reverse("admin:tickets_importrun_report", args=[run.pk, "csv"]))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][:3] == ["run_id", "entity", "row_number"] and len(table) == expected + 1
+    assert any(cell == "'=HYPERLINK(1)" for line in table for cell in line)
+    assert not any(cell.startswith("=") for line in table for cell in line)
+
+    response = importer.get(reverse("admin:tickets_importrun_report", args=[run.pk, "xlsx"]))
+    assert response.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet.max_row == expected + 1
+
+    page = importer.get(
+        reverse("admin:tickets_importissue_changelist") + f"?run__id__exact={run.pk}&severity=error"
+    )
+    assert page.status_code == 200 and "not a date" in page.content.decode()
+
+
+# --- warehouse admin and import-export ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model,query", [("ticket", "q=5"), ("ticket", "q=abc"), ("comment", ""), ("timesheetentry", "")]
+)
+def test_warehouse_changelists_use_a_fixed_number_of_queries(
+    client, tmp_path, model, query, django_assert_max_num_queries
+):
+    from tickets.pipeline import import_file
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(i) for i in range(1, 40)]))
+    import_file(
+        f.write_csv(tmp_path / "c.csv", "comments", [f.comment(i, i) for i in range(1, 40)])
+    )
+    days = [f"2025-07-{1 + i % 20:02d}" for i in range(40)]
+    import_file(
+        f.write_csv(
+            tmp_path / "s.csv", "timesheets", [f.timesheet(i, d) for i, d in enumerate(days)]
+        )
+    )
+    client.force_login(make_user("boss", superuser=True))
+    url = reverse(f"admin:tickets_{model}_changelist") + f"?{query}"
+    with django_assert_max_num_queries(14):
+        page = client.get(url)
+    assert page.status_code == 200
+
+
+def test_export_action_escapes_formulae(client, tmp_path):
+    from tickets.pipeline import import_file
+
+    import_file(
+        f.write_csv(
+            tmp_path / "t.csv", "tickets", [f.ticket(1, title="=cmd|' /C calc'!A0"), f.ticket(2)]
+        )
+    )
+    client.force_login(make_user("boss", superuser=True))
+    url = reverse("admin:tickets_ticket_export")
+    form = client.get(url).context["form"]
+    data = {"format": "0", "resource": "0"}
+    data.update({name: "on" for name in form.fields if name.startswith("ticketsexportresource_")})
+    response = client.post(url, data)
+    assert response.status_code == 200, response.content[:500]
+    text = response.content.decode("utf-8-sig")
+    assert "TKT-Ticket ID" in text and "cmd|' /C calc'!A0" in text
+    assert "=cmd" not in text
+
+
+def test_roster_import_via_import_export_requires_permission(client, tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Name,Email,username,Team\nAnn Agent,ann@example.com,aagent,Cloud\n")
+    url = reverse("admin:tickets_teammember_import")
+    client.force_login(make_user("victor", "tickets.view_teammember"))
+    assert client.get(url).status_code == 403
+    client.force_login(make_user("boss", superuser=True))
+    with roster.open("rb") as fh:
+        response = client.post(
+            url, {"import_file": fh, "format": "0", "resource": "0", "encoding": "utf-8"}
+        )
+    assert response.status_code == 200, response.content[:500]
+    confirm = response.context["confirm_form"]
+    response = client.post(
+        reverse("admin:tickets_teammember_process_import"), {**confirm.initial, "resource": "0"}
+    )
+    assert response.status_code == 302
+    assert TeamMember.objects.get(username="aagent").email == "ann@example.com"
