@@ -51,3 +51,11 @@ format:
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
+
+## certs: self-signed TLS certificate for gunicorn and Grafana (certs/, git-ignored; kept if present)
+certs:
+	sh docker/make-certs.sh certs
+
+## up: the whole stack (db, redis, web, worker, beat, grafana) over HTTPS with docker compose
+up: .env certs
+	docker compose up -d --build
