@@ -7,7 +7,6 @@ exports and the tests. A column is named once, here.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -126,6 +125,7 @@ class Entity:
     # Set for entities where the file is the truth inside its date window (timesheets).
     window_replace: bool = False
     derive: Callable[[dict[str, Any]], None] | None = field(default=None, compare=False)
+    fingerprint_sql: str | None = None  # SQL filling the key in staging (keyless sources)
 
     @property
     def fields(self) -> list[str]:
@@ -304,19 +304,20 @@ def _derive_comment(row: dict[str, Any]) -> None:
         row["is_customer_facing"] = (row.get("comment_type") or "").strip().lower() == "comments"
 
 
-def timesheet_fingerprint(row: dict[str, Any]) -> str:
-    """Timesheets have no source key: identity is the hash of all normalised source values."""
-    parts = []
-    for c in TIMESHEET_COLUMNS:
-        value = row.get(c.field)
-        parts.append("" if value is None else str(value))
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+#: Timesheets have no source key: identity is the hash of all their normalised (typed) source
+#: values, computed set-based in the staging table. ROW(...)::text is PostgreSQL's canonical
+#: rendering of the typed values, so the same entry from XLSX, CSV or SQLite hashes the same.
+TIMESHEET_FINGERPRINT_SQL = (
+    "encode(sha256(convert_to(ROW("
+    + ", ".join(f'"{c.field}"' for c in TIMESHEET_COLUMNS)
+    + ")::text, 'UTF8')), 'hex')"
+)
 
 
 def _derive_timesheet(row: dict[str, Any]) -> None:
     crm = row.get("crm_id")
     row["ticket_id"] = crm if crm is not None and crm > 0 else None
-    row["fingerprint"] = timesheet_fingerprint(row)
+    row["fingerprint"] = None  # filled in staging by TIMESHEET_FINGERPRINT_SQL
 
 
 ENTITIES: dict[str, Entity] = {
@@ -343,6 +344,7 @@ ENTITIES: dict[str, Entity] = {
             derived=(("ticket_id", "bigint"), ("fingerprint", "char(64)")),
             window_replace=True,
             derive=_derive_timesheet,
+            fingerprint_sql=TIMESHEET_FINGERPRINT_SQL,
         ),
         Entity(
             "comment_quality",

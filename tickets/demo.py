@@ -25,6 +25,7 @@ import json
 import re
 import sqlite3
 import zipfile
+from bisect import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -851,6 +852,11 @@ def _day_counts(rng: Random, days: list[dt.datetime], n: int) -> list[int]:
 
 
 class _TimesheetMaker:
+    """Timesheet rows; plain ``random()`` indexing because this runs 1.4M times at scale 10."""
+
+    TIMES = [dt.time(q // 4, (q % 4) * 15) for q in range(96)]
+    SUBS = ("Incident", "Service Request", "Change")
+
     def __init__(self, world: World, rng: Random):
         self.world, self.rng = world, rng
         self.agent_cum = list(accumulate(world.agent_weights))
@@ -859,28 +865,29 @@ class _TimesheetMaker:
     def make(
         self, day: dt.date, crm_id: int, agent: int | None, account: int | None
     ) -> dict[str, Any]:
-        w, r = self.world, self.rng
+        w, rnd = self.world, self.rng.random
         if agent is None:
-            agent = r.choices(range(len(w.agents)), cum_weights=self.agent_cum)[0]
+            agent = bisect(self.agent_cum, rnd() * self.agent_cum[-1])
         person = w.agents[agent]
-        acct = w.accounts[account if account is not None else r.randrange(len(w.accounts))]
-        hours = r.choices(HOUR_CHOICES[0], cum_weights=self.hours_cum)[0]
-        start_q = r.randrange(28, 64)  # 07:00 - 15:45 in quarter hours
+        acct = w.accounts[account if account is not None else int(rnd() * len(w.accounts))]
+        hours = HOUR_CHOICES[0][bisect(self.hours_cum, rnd() * self.hours_cum[-1])]
+        start_q = 28 + int(rnd() * 36)  # 07:00 - 15:45 in quarter hours
         end_q = min(start_q + round(hours * 4), 95)
         admin = crm_id == 0
-        kind = r.choice(ADMIN_KINDS)
+        kind = ADMIN_KINDS[int(rnd() * len(ADMIN_KINDS))]
+        u = rnd()
         return {
             "user_full_name": person.name,
             "username": person.username,
             "title": kind if admin else f"Ticket #{crm_id}",
             "description": f"{kind}, weekly" if admin else f"Work on ticket {crm_id}, {acct.name}",
             "work_date": day,
-            "time_from": dt.time(start_q // 4, (start_q % 4) * 15),
-            "time_to": dt.time(end_q // 4, (end_q % 4) * 15),
+            "time_from": self.TIMES[start_q],
+            "time_to": self.TIMES[end_q],
             "entry_type": "Admin" if admin else "Ticket",
             "category": "Admin" if admin else "Support",
-            "sub_category": kind if admin else r.choice(("Incident", "Service Request", "Change")),
-            "category_2": None if r.random() < 0.9 else "After hours",
+            "sub_category": kind if admin else self.SUBS[int(u * 3)],
+            "category_2": None if u < 0.9 else "After hours",
             "hours": hours,
             "crm_id": crm_id,
             "project_master_code": "ADMIN-CLOUD" if admin else f"TKT{crm_id}",
@@ -888,9 +895,7 @@ class _TimesheetMaker:
             "cost_centre_desc": "Cloud Services",
             "account_selcom": None if admin else acct.selcom,
             "account_name": "Internal" if admin else acct.name,
-            "account_bill_state": None
-            if admin
-            else ("Billable" if r.random() < 0.8 else "Non-billable"),
+            "account_bill_state": None if admin else ("Billable" if u < 0.8 else "Non-billable"),
             "account_internal": "Yes" if admin or acct.internal else "No",
             "ticket_department": "Cloud",
         }
@@ -901,17 +906,20 @@ class _TimesheetMaker:
         other_counts: list[int],
         linked: dict[dt.date, list[tuple[int, int, int]]],
     ) -> Iterator[dict[str, Any]]:
-        r, orphans = self.rng, self.world.orphan_ids
+        rnd, orphans = self.rng.random, self.world.orphan_ids
         admin_p = ADMIN_SHARE / (1 - LINKED_SHARE)
         for day, n_other in zip(days, other_counts, strict=True):
             d = day.date()
             for ticket_id, agent, account in linked.get(d, ()):
                 yield self.make(d, ticket_id, agent, account)
             for _ in range(n_other):
-                if r.random() < admin_p:
+                u = rnd()
+                if u < admin_p:
                     yield self.make(d, 0, None, None)
-                else:
-                    yield self.make(d, r.choice(orphans), None, None)
+                else:  # another team's ticket: an orphan reference
+                    yield self.make(
+                        d, orphans[int((u - admin_p) / (1 - admin_p) * len(orphans))], None, None
+                    )
 
 
 def _legacy_timesheet_plan(world: World):
@@ -1131,19 +1139,24 @@ def _dayfirst(v: dt.datetime) -> str:
     return f"{v.day:02d}/{v.month:02d}/{v.year} {v.hour}:{v.minute:02d}"
 
 
-Renderer = Callable[[Any, float, int | None], Any]
+Renderer = Callable[[Any, int | None], Any]
 
 
-def _sqlite_renderer(entity_name: str, col: Column) -> tuple[str, Renderer]:
-    """(declared type, value renderer) in the manner of pandas' ``to_sql``: the types lie."""
+def _sqlite_renderer(
+    entity_name: str, col: Column, rnd: Callable[[], float]
+) -> tuple[str, Renderer | None]:
+    """(declared type, value renderer or None for as-is) as pandas' ``to_sql``: the types lie.
+
+    A renderer takes (value, force); ``force`` picks a quirk branch outright.
+    """
     key = ENTITIES[entity_name].key
     if col.kind in (BIGINT, INT):
         if entity_name == "comments":  # ids stored as text, some with a ".0" tail
 
-            def text_id(v, u, force):
+            def text_id(v, force):
                 if v is None:
                     return None
-                return str(float(v)) if _pick(u, (0.03,)) == 0 or force == 0 else str(v)
+                return str(float(v)) if force == 0 or rnd() < 0.03 else str(v)
 
             return "TEXT", text_id
         if (
@@ -1151,12 +1164,12 @@ def _sqlite_renderer(entity_name: str, col: Column) -> tuple[str, Renderer]:
             or col.kind == INT
             or entity_name in ("comment_quality", "comment_sentiment")
         ):
-            return "INTEGER", lambda v, u, force: v
-        return "REAL", lambda v, u, force: None if v is None else float(v)  # 3652948.0
+            return "INTEGER", None
+        return "REAL", lambda v, force: None if v is None else float(v)  # 3652948.0
     if col.kind == TIMESTAMP:
 
-        def stamp(v, u, force):
-            b = force if force is not None else _pick(u, (0.004, 0.02))
+        def stamp(v, force):
+            b = force if force is not None else _pick(rnd(), (0.004, 0.02))
             if v is None:
                 return "" if b < 2 else None
             return _dayfirst(v) if b == 0 else f"{v:%Y-%m-%d %H:%M:%S}"
@@ -1164,43 +1177,64 @@ def _sqlite_renderer(entity_name: str, col: Column) -> tuple[str, Renderer]:
         return "TIMESTAMP", stamp
     if col.kind == DATE:
 
-        def day(v, u, force):
+        def day(v, force):
             if v is None:
                 return None
-            b = force if force is not None else _pick(u, (0.004,))
+            b = force if force is not None else _pick(rnd(), (0.004,))
             return f"{v:%d/%m/%Y}" if b == 0 else f"{v:%Y-%m-%d} 00:00:00"
 
         return "TIMESTAMP", day
     if col.kind == TIME:
-        return "TEXT", lambda v, u, force: None if v is None else f"{v:%H:%M:%S}"
+        return "TEXT", lambda v, force: None if v is None else f"{v:%H:%M:%S}"
     if col.kind in (HOURS, SCORE, UNIT):
-        return "REAL", lambda v, u, force: v
+        return "REAL", None
     if col.kind == SCORE5:
-        return "INTEGER", lambda v, u, force: v
+        return "INTEGER", None
     placeholders = ("nan", "None", "N/A")
 
-    def text(v, u, force):
+    def text(v, force):
         if v is not None or col.required:
             return v
-        b = force if force is not None else _pick(u, (0.02, 0.03, 0.035))
+        b = force if force is not None else _pick(rnd(), (0.02, 0.03, 0.035))
         return placeholders[b] if b < 3 else None
 
+    text.empty_only = True  # only empty values change: filled cells skip the call
     return "TEXT", text
+
+
+def _legacy_columns(entity_name: str) -> tuple[Column, ...]:
+    columns = ENTITIES[entity_name].columns
+    if entity_name == "roster":  # the legacy roster has no team column
+        columns = tuple(c for c in columns if c.field != "team")
+    return columns
+
+
+def _render(
+    rows: Iterable[dict[str, Any]],
+    fields: list[str],
+    renderers: list[Renderer | None],
+    forced: int,
+) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """Typed rows -> cells; the first ``forced`` rows take quirk branch 0, 1, ... outright."""
+    active = [
+        (i, f, getattr(f, "empty_only", False)) for i, f in enumerate(renderers) if f is not None
+    ]
+    for n, row in enumerate(rows):
+        force = n if n < forced else None
+        cells = [row.get(name) for name in fields]
+        for i, f, empty_only in active:
+            if not empty_only or cells[i] is None:
+                cells[i] = f(cells[i], force)
+        yield row, cells
 
 
 def _legacy_table_rows(
     entity_name: str, rows: Iterable[dict[str, Any]], rng: Random
 ) -> Iterator[list[Any]]:
-    """Typed rows -> legacy cells. Rows 1 and 2 force the quirk branches so each always shows."""
-    columns = ENTITIES[entity_name].columns
-    if entity_name == "roster":
-        columns = tuple(c for c in columns if c.field != "team")
-    renderers = [_sqlite_renderer(entity_name, c)[1] for c in columns]
-    fields = [c.field for c in columns]
-    rnd = rng.random
-    for i, row in enumerate(rows):
-        force = i if i < 2 else None
-        yield [f(row.get(name), rnd(), force) for f, name in zip(renderers, fields, strict=True)]
+    columns = _legacy_columns(entity_name)
+    renderers = [_sqlite_renderer(entity_name, c, rng.random)[1] for c in columns]
+    for _, cells in _render(rows, [c.field for c in columns], renderers, 2):
+        yield cells
 
 
 def _create_table(conn: sqlite3.Connection, table: str, names: list[str], types: list[str]) -> None:
@@ -1247,8 +1281,9 @@ def write_legacy(
 
     def legacy_table(entity_name: str, rows: Iterable[dict[str, Any]]) -> None:
         entity = ENTITIES[entity_name]
-        columns = [c for c in entity.columns if entity_name != "roster" or c.field != "team"]
-        types = [_sqlite_renderer(entity_name, c)[0] for c in columns]
+        types = [
+            _sqlite_renderer(entity_name, c, lambda: 0.0)[0] for c in _legacy_columns(entity_name)
+        ]
         names = legacy_columns(entity_name)
         _create_table(conn, entity.legacy_table, names, types)
         cells = _legacy_table_rows(entity_name, rows, world.rng(f"sqlite-{entity_name}"))
@@ -1370,6 +1405,9 @@ def _column_letters(n: int) -> list[str]:
     return out
 
 
+_SPACE = frozenset(" \t\r\n")
+
+
 def _xml_text(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -1406,38 +1444,38 @@ class XlsxWriter:
         if len(values) > len(self.letters):
             self.letters = _column_letters(len(values))
         parts = [f'<row r="{r}">']
+        add = parts.append
         for letter, v in zip(self.letters, values, strict=False):
             if v is None:
                 continue
-            ref = f"{letter}{r}"
             t = type(v)
             if t is str:
-                space = (
-                    ' xml:space="preserve"'
-                    if v[:1].isspace() or v[-1:].isspace() or "\n" in v
-                    else ""
-                )
-                parts.append(
-                    f'<c r="{ref}" t="inlineStr"><is><t{space}>{_xml_text(v)}</t></is></c>'
-                )
+                if "&" in v or "<" in v or ">" in v:
+                    v = _xml_text(v)
+                if v and (v[0] in _SPACE or v[-1] in _SPACE or "\n" in v):
+                    add(
+                        f'<c r="{letter}{r}" t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
+                    )
+                else:
+                    add(f'<c r="{letter}{r}" t="inlineStr"><is><t>{v}</t></is></c>')
             elif t is int or t is float:
-                parts.append(f'<c r="{ref}"><v>{v!r}</v></c>')
+                add(f'<c r="{letter}{r}"><v>{v!r}</v></c>')
             elif t is dt.datetime:
-                parts.append(f'<c r="{ref}" s="1"><v>{_serial(v)!r}</v></c>')
+                add(f'<c r="{letter}{r}" s="1"><v>{_serial(v)!r}</v></c>')
             elif t is dt.date:
-                parts.append(f'<c r="{ref}" s="2"><v>{(v - EXCEL_EPOCH.date()).days}</v></c>')
+                add(f'<c r="{letter}{r}" s="2"><v>{(v - EXCEL_EPOCH.date()).days}</v></c>')
             elif t is dt.time:
                 frac = (v.hour * 3600 + v.minute * 60 + v.second) / 86400
-                parts.append(f'<c r="{ref}" s="3"><v>{frac!r}</v></c>')
+                add(f'<c r="{letter}{r}" s="3"><v>{frac!r}</v></c>')
             elif t is bool:
-                parts.append(f'<c r="{ref}" t="b"><v>{int(v)}</v></c>')
+                add(f'<c r="{letter}{r}" t="b"><v>{int(v)}</v></c>')
             elif t is CellError:
-                parts.append(f'<c r="{ref}" t="e"><v>{_xml_text(v)}</v></c>')
+                add(f'<c r="{letter}{r}" t="e"><v>{_xml_text(v)}</v></c>')
             elif v is STYLED_EMPTY:
-                parts.append(f'<c r="{ref}" s="4"/>')
+                add(f'<c r="{letter}{r}" s="4"/>')
             else:
                 raise TypeError(f"cannot write {t.__name__} to XLSX")
-        parts.append("</row>")
+        add("</row>")
         self.buffer.append("".join(parts))
         if len(self.buffer) >= 2000:
             self.flush()
@@ -1458,55 +1496,62 @@ class XlsxWriter:
 _PLACEHOLDERS = ("--None--", "nan", "N/A", "None")
 
 
-def _export_renderer(col: Column) -> Renderer:
+def _export_renderer(col: Column, rnd: Callable[[], float]) -> Renderer:
     """Typed value -> export cell, with the quirks of real exports at low rates.
 
     ``force`` (0, 1, 2) selects a quirk branch outright: the first data rows use it so every
     quirk is present in every file whatever the scale.
     """
+
+    def empty(force: int | None) -> Any:
+        if col.required:
+            return None
+        b = force if force is not None else _pick(rnd(), (0.0004, 0.004, 0.01))
+        if b == 0:
+            return CellError("#N/A")
+        if b == 1:
+            return _PLACEHOLDERS[int(rnd() * len(_PLACEHOLDERS))]
+        return "" if b == 2 else None
+
     if col.kind in (BIGINT, INT):
 
-        def ident(v, u, force):
+        def ident(v, force):
             if v is None or isinstance(v, str):
                 return v
-            b = force if force is not None else _pick(u, (0.03, 0.06))
+            b = force if force is not None else _pick(rnd(), (0.03, 0.06))
             return float(v) if b == 0 else (str(v) if b == 1 else v)
 
         return ident
     if col.kind == TIMESTAMP:
 
-        def stamp(v, u, force):
+        def stamp(v, force):
             if v is None:
-                return _empty(u, force, col)
-            b = force if force is not None else _pick(u, (0.01, 0.02, 0.03))
+                return empty(force)
+            b = force if force is not None else _pick(rnd(), (0.01, 0.02, 0.03))
             if b == 0:
                 return _serial(v)
             if b == 1:
                 return _dayfirst(v)
-            if b == 2:
-                return f"{v:%Y-%m-%d %H:%M:%S}"
-            return v
+            return f"{v:%Y-%m-%d %H:%M:%S}" if b == 2 else v
 
         return stamp
     if col.kind == DATE:
 
-        def day(v, u, force):
+        def day(v, force):
             if v is None:
                 return None
-            b = force if force is not None else _pick(u, (0.02, 0.06))
+            b = force if force is not None else _pick(rnd(), (0.02, 0.06))
             if b == 0:
                 return (v - EXCEL_EPOCH.date()).days
-            if b == 1:
-                return v
-            return f"{v:%d/%m/%Y}"
+            return v if b == 1 else f"{v:%d/%m/%Y}"
 
         return day
     if col.kind == TIME:
 
-        def clock(v, u, force):
+        def clock(v, force):
             if v is None:
                 return None
-            b = force if force is not None else _pick(u, (0.02, 0.04))
+            b = force if force is not None else _pick(rnd(), (0.02, 0.04))
             if b == 0:
                 return (v.hour * 3600 + v.minute * 60) / 86400
             if b == 1:
@@ -1515,36 +1560,19 @@ def _export_renderer(col: Column) -> Renderer:
 
         return clock
 
-    def text(v, u, force):
-        return _empty(u, force, col) if v is None else v
+    def text(v, force):
+        return empty(force) if v is None else v
 
+    text.empty_only = True  # only empty values change: filled cells skip the call
     return text
-
-
-def _empty(u: float, force: int | None, col: Column) -> Any:
-    if col.required:
-        return None
-    b = force if force is not None else _pick(u, (0.0004, 0.004, 0.01))
-    if b == 0:
-        return CellError("#N/A")
-    if b == 1:
-        return _PLACEHOLDERS[int(u * 1e6) % len(_PLACEHOLDERS)]
-    if b == 2:
-        return ""
-    return None
 
 
 def _render_export(
     entity_name: str, rows: Iterable[dict[str, Any]], rng: Random
 ) -> Iterator[tuple[dict[str, Any], list[Any]]]:
     columns = ENTITIES[entity_name].columns
-    renderers = [_export_renderer(c) for c in columns]
-    fields = [c.field for c in columns]
-    rnd = rng.random
-    for i, row in enumerate(rows):
-        force = i if i < 3 else None
-        cells = [f(row.get(name), rnd(), force) for f, name in zip(renderers, fields, strict=True)]
-        yield row, cells
+    renderers: list[Renderer | None] = [_export_renderer(c, rng.random) for c in columns]
+    return _render(rows, [c.field for c in columns], renderers, 3)
 
 
 def _with_accidents(

@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from tickets import values as v
 from tickets.columns import ENTITIES, Column, Entity, detect_entity, header_lookup
@@ -91,6 +92,12 @@ class Mapping:
     positions: list[tuple[int, Column]]  # source column index -> registry column
     file_issues: list[tuple[str, str]]  # (column, reason) warnings about the header row
 
+    def __post_init__(self) -> None:
+        # Precomputed for the per-cell hot loop in convert_row.
+        self.plan = [(i, c.parser, c.field, c.required, c.header) for i, c in self.positions]
+        mapped = {c.field for _, c in self.positions}
+        self.absent = [c.field for c in self.entity.columns if c.field not in mapped]
+
 
 def map_headers(entity: Entity, headers: list[str], file_name: str) -> Mapping:
     """Match the header row to the registry; a missing required column refuses the file."""
@@ -132,31 +139,28 @@ def convert_row(
     mapping: Mapping, values: list[Any]
 ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str, str]]]:
     """Typed row (or None when rejected) and its issues as (severity, column, raw, reason)."""
-    row: dict[str, Any] = {}
+    row: dict[str, Any] = dict.fromkeys(mapping.absent)
     errors: list[tuple[str, str, str, str]] = []
     warnings: list[tuple[str, str, str, str]] = []
     width = len(values)
-    for index, column in mapping.positions:
+    for index, parser, name, required, header in mapping.plan:
         raw = values[index] if index < width else None
         try:
-            parsed = column.parser(raw)
+            value, warning = parser(raw)
         except v.InvalidValue as exc:
-            if column.required:
-                errors.append((ERROR, column.header, _raw_text(raw), exc.reason))
+            if required:
+                errors.append((ERROR, header, _raw_text(raw), exc.reason))
             else:
-                warnings.append((WARNING, column.header, _raw_text(raw), f"invalid: {exc.reason}"))
-            row[column.field] = None
+                warnings.append((WARNING, header, _raw_text(raw), f"invalid: {exc.reason}"))
+            row[name] = None
             continue
-        if parsed.value is None and column.required:
-            reason = parsed.warning or "required value is empty"
-            errors.append((ERROR, column.header, _raw_text(raw), reason))
-        elif parsed.warning:
-            warnings.append((WARNING, column.header, _raw_text(raw), parsed.warning))
-        row[column.field] = parsed.value
+        if value is None and required:
+            errors.append((ERROR, header, _raw_text(raw), warning or "required value is empty"))
+        elif warning:
+            warnings.append((WARNING, header, _raw_text(raw), warning))
+        row[name] = value
     if errors:
         return None, errors
-    for c in mapping.entity.columns:
-        row.setdefault(c.field, None)
     if mapping.entity.derive:
         mapping.entity.derive(row)
     return row, warnings
@@ -213,7 +217,9 @@ def _copy(cursor: Any, table: str, columns: list[str] | tuple[str, ...], rows: l
     if not rows:
         return
     names = ", ".join(f'"{c}"' for c in columns)
-    with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    # A queued writer sends to the server from a thread while Python converts the next rows.
+    copy_sql = f"COPY {table} ({names}) FROM STDIN"
+    with cursor.cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -438,6 +444,8 @@ def load_table(
             cursor.execute("DROP TABLE IF EXISTS stg")
             cursor.execute(ddl)
             counts = stage_rows(cursor, run, mapping, table, tracker)
+            if entity.fingerprint_sql:
+                cursor.execute(f'UPDATE stg SET "{entity.key}" = {entity.fingerprint_sql}')
             drop_superseded(cursor, run, entity, counts)
             window = data_window(cursor, entity)
             rate = counts.rejected / counts.read if counts.read else 0.0
