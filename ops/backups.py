@@ -10,9 +10,10 @@ i.e. it is not among the newest ``BACKUP_KEEP_COUNT`` succeeded backups AND it i
 backups leave no file (the partial file is removed at once); pruned rows stay for history. A
 recorded file outside BACKUP_DIR (the setting changed) is never deleted.
 
-Metrics recorded with a backup are what the live system reported on the dump's snapshot (the
-materialised facts as last refreshed). pg_restore rebuilds the facts from the restored tables, so
-a drill difference means damaged data or facts that were stale at backup time; both need a look.
+Metrics recorded with a backup are computed on the dump's own snapshot after rebuilding the
+materialised facts from that snapshot's tables, inside a savepoint that is rolled back (the live
+facts are untouched). pg_restore also rebuilds the facts from the restored tables, so the drill
+compares like with like: a difference means the restored data is not what was dumped.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def backup(reason: str = "manual") -> Backup:
     try:
         with database_alias(sd["NAME"], sd) as alias, transaction.atomic(using=alias):
             with connections[alias].cursor() as cur:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
             _run(
@@ -252,6 +253,7 @@ def backup(reason: str = "manual") -> Backup:
             )
             counts = row_counts(alias)
             metrics, metrics_error = _metrics_on_snapshot(alias)
+            transaction.set_rollback(True, using=alias)  # never commit anything from here
         sha = file_sha256(partial)
         partial.rename(path)
     except Exception as exc:
@@ -282,13 +284,22 @@ def backup(reason: str = "manual") -> Backup:
 
 
 def _metrics_on_snapshot(alias: str) -> tuple[dict[str, Any], str]:
-    """Critical metrics inside the dump's snapshot; a failure is recorded, not fatal."""
+    """Critical metrics as a restore of this dump will report them; a failure is not fatal.
+
+    The facts are refreshed from the snapshot's tables (as pg_restore will do) in a savepoint
+    that is always rolled back; its locks on the fact views are held only for that moment.
+    """
+    from metrics import facts  # the metrics app owns the materialised facts
+
+    sid = transaction.savepoint(using=alias)
     try:
-        with transaction.atomic(using=alias):  # savepoint: a metric error keeps the snapshot
-            return critical_metrics(alias), ""
+        facts.refresh_facts(alias)
+        return critical_metrics(alias), ""
     except Exception as exc:  # the dump itself is good; the drill will report "not recorded"
         logger.warning("critical metrics not recorded with backup: %s", exc)
         return {}, f"metrics not recorded: {exc}"
+    finally:
+        transaction.savepoint_rollback(sid, using=alias)
 
 
 def backup_before_destructive_import() -> Backup | None:

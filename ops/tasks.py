@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from ops.backups import OpsError, backup, restore_drill
 from ops.health import take_snapshot
+from ops.models import Backup
 
 
 @shared_task(name="ops.tasks.backup_task")
@@ -17,8 +18,9 @@ def backup_task(reason: str = "scheduled") -> int:
 
 
 @shared_task(name="ops.tasks.restore_drill_task")
-def restore_drill_task() -> int:
-    drill = restore_drill()
+def restore_drill_task(backup_id: int | None = None) -> int:
+    target = Backup.objects.get(pk=backup_id) if backup_id is not None else None
+    drill = restore_drill(target)
     if not drill.passed:
         raise OpsError(f"restore drill #{drill.pk} failed: {drill.error}")
     return drill.pk
