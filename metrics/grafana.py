@@ -84,8 +84,8 @@ STATE_LEVELS = {
 SUMMARY_SQL: dict[str, tuple[str, str]] = {
     "good_excellent_pct": (
         "Good + excellent share",
-        "round(100 * (sum(m.comments) FILTER (WHERE m.tier IN ('good', 'excellent')))::numeric"
-        " / nullif(sum(m.comments), 0), 2)",
+        "round(100 * coalesce(sum(m.comments) FILTER (WHERE m.tier IN ('good', 'excellent')),"
+        " 0)::numeric / nullif(sum(m.comments), 0), 2)",
     ),
 }
 
@@ -124,12 +124,15 @@ def _wrap(sql: str, select: str, where: str = "") -> str:
     return f"SELECT {select}\nFROM (\n{sql}\n) AS m{where}"
 
 
-def metric_panel_sql(metric: MetricDef, variant: str = "auto") -> str:
-    """The SQL of a metric's panel: registry SQL, plus a status column / category filter."""
+def metric_panel_sql(
+    metric: MetricDef, variant: str = "auto", variables: Iterable[str] = ("team",)
+) -> str:
+    """The SQL of a metric's panel: registry SQL, plus a status column, and a `$category`
+    filter on tables with a category column when the dashboard has that variable."""
     sql = grafana_sql(metric.sql)
     th = metric.thresholds
     where = ""
-    if CATEGORY_COLUMN in metric.columns and not metric.is_scalar:
+    if "category" in variables and CATEGORY_COLUMN in metric.columns and not metric.is_scalar:
         where = f"\nWHERE ($category::text IS NULL OR m.{CATEGORY_COLUMN} = $category::text)"
     if variant == "summary":
         if th is None or th.summary not in SUMMARY_SQL:
@@ -423,7 +426,9 @@ def _table(
     }
 
 
-def metric_panel(metric: MetricDef, variant: str = "auto") -> dict[str, Any]:
+def metric_panel(
+    metric: MetricDef, variant: str = "auto", variables: Iterable[str] = ("team",)
+) -> dict[str, Any]:
     """A panel (without id/gridPos) for a registry metric."""
     kind = metric_kind(metric, variant)
     if variant == "dims":
@@ -437,7 +442,7 @@ def metric_panel(metric: MetricDef, variant: str = "auto") -> dict[str, Any]:
         if "status" in panel_columns(metric, variant):
             overrides.append(_status_cell("status", STATUS_MAPPINGS, "Status"))
         panel = _table(f"{metric.id} {metric.title}", _description(metric), overrides)
-    panel["targets"] = [_target(metric_panel_sql(metric, variant))]
+    panel["targets"] = [_target(metric_panel_sql(metric, variant, variables))]
     panel["datasource"] = DATASOURCE
     return panel
 
@@ -824,7 +829,7 @@ def build_dashboard(board: Dashboard, time_zone: str = "utc") -> dict[str, Any]:
             if board.platform:
                 panel = platform_panel(PLATFORM[item.key], item.variant)
             else:
-                panel = metric_panel(get_metric(item.key), item.variant)
+                panel = metric_panel(get_metric(item.key), item.variant, board.variables)
             panel["id"] = len(panels) + 1
             panel["gridPos"] = {"h": item.h, "w": item.w, "x": x, "y": y}
             panels.append(panel)
