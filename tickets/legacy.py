@@ -13,7 +13,13 @@ from typing import Any
 from tickets import values as v
 from tickets.columns import ENTITIES, LEGACY_ORDER
 from tickets.models import ImportRun
-from tickets.pipeline import ImportFailed, ProgressCallback, load_table, sha256_of
+from tickets.pipeline import (
+    ImportFailed,
+    ProgressCallback,
+    load_table,
+    refresh_derived,
+    sha256_of,
+)
 from tickets.readers.base import SourceError, sniff_kind
 from tickets.readers.sqlite import (
     HISTORY_TABLE,
@@ -58,6 +64,7 @@ class LegacyReport:
     tables: list[TableResult] = field(default_factory=list)
     missing_tables: list[str] = field(default_factory=list)
     history_runs: int = 0
+    facts_refresh_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,6 +79,7 @@ class LegacyReport:
             "tables": [t.as_dict() for t in self.tables],
             "missing_tables": self.missing_tables,
             "history_runs": self.history_runs,
+            "facts_refresh_s": self.facts_refresh_s,
         }
 
 
@@ -110,6 +118,8 @@ def migrate_legacy(
             report.tables.append(
                 _load_one(conn, path, table_name, entity_name, report, dry_run, user, progress_for)
             )
+        if not dry_run and any(t.status == ImportRun.Status.SUCCEEDED for t in report.tables):
+            report.facts_refresh_s = refresh_derived()
         if HISTORY_TABLE in present and (not wanted or HISTORY_TABLE in wanted) and not dry_run:
             report.history_runs = import_history(conn)
         elif HISTORY_TABLE not in present:
@@ -130,7 +140,9 @@ def _load_one(conn, path, table_name, entity_name, report, dry_run, user, progre
     result = TableResult(table=table_name, entity=entity_name, source_rows=raw.total or 0)
     callback = progress_for(table_name, raw.total) if progress_for else None
     try:
-        load_table(run, raw, ENTITIES[entity_name], dry_run=dry_run, progress=callback)
+        load_table(
+            run, raw, ENTITIES[entity_name], dry_run=dry_run, progress=callback, refresh=False
+        )
     except ImportFailed as exc:
         result.error = str(exc)
     run.refresh_from_db()

@@ -240,19 +240,15 @@ def stage_rows(
         )
     )
     size = settings.IMPORT_BATCH_ROWS
+    run_id, entity_name = run.pk, entity.name
     for number, values in table.rows:
         counts.read += 1
         if isinstance(values, BadRow):
             counts.rejected += 1
             counts.reasons[values.reason.split(" (")[0]] += 1
-            issues.append((run.pk, entity.name, number, "", "", "", values.reason, ERROR))
+            issues.append((run_id, entity_name, number, "", "", "", values.reason, ERROR))
         else:
             row, row_issues = convert_row(mapping, values)
-            key = (
-                _raw_text(values[key_index])
-                if key_index is not None and key_index < len(values)
-                else ""
-            )
             if row is None:
                 counts.rejected += 1
                 for _, column, _, reason in row_issues:
@@ -261,7 +257,10 @@ def stage_rows(
                 batch.append((number, *[row[f] for f in fields]))
                 if row_issues:
                     counts.warned += 1
-            issues.extend(_issue_rows(run.pk, entity.name, number, key, row_issues))
+            if row_issues:
+                has_key = key_index is not None and key_index < len(values)
+                key = _raw_text(values[key_index]) if has_key else ""
+                issues.extend(_issue_rows(run_id, entity_name, number, key, row_issues))
         if len(batch) >= size or len(issues) >= size:
             _copy(cursor, "stg", ["row_number", *fields], batch)
             _copy(cursor, "tickets_importissue", ISSUE_COLUMNS, issues)
@@ -425,8 +424,12 @@ def load_table(
     *,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    refresh: bool = True,
 ) -> ImportRun:
     """Load one raw table as `run`; returns the run with its final status and counts.
+
+    `refresh=False` leaves the metric facts to the caller (migrate_legacy refreshes once after
+    its last table instead of once per table).
 
     Raises ImportFailed (run marked failed, data untouched) when the file cannot be loaded or
     too many rows are rejected. Per-row problems never raise: they become ImportIssue rows.
@@ -444,6 +447,7 @@ def load_table(
             cursor.execute("DROP TABLE IF EXISTS stg")
             cursor.execute(ddl)
             counts = stage_rows(cursor, run, mapping, table, tracker)
+            phases = {"stage": time.monotonic() - started}
             if entity.fingerprint_sql:
                 cursor.execute(f'UPDATE stg SET "{entity.key}" = {entity.fingerprint_sql}')
             drop_superseded(cursor, run, entity, counts)
@@ -453,11 +457,16 @@ def load_table(
             if not gate_failed:
                 try:
                     with transaction.atomic():
+                        mark = time.monotonic()
                         merge(cursor, run, entity, counts)
+                        phases["merge"] = time.monotonic() - mark
                         counts.orphans = count_orphans(cursor, entity)
                         if dry_run:
                             raise _DryRunRollback
-                        refresh_derived()
+                        if refresh:
+                            mark = time.monotonic()
+                            refresh_derived()
+                            phases["refresh"] = time.monotonic() - mark
                 except _DryRunRollback:
                     pass
             _save_counts(run, counts, window)
@@ -477,6 +486,9 @@ def load_table(
             else:
                 run.status = ImportRun.Status.SUCCEEDED
             run.save()
+            mark = time.monotonic()
+        log.info("run %s %s phases %s", run.pk, entity.name, phases)
+        log.info("run %s commit %.2fs", run.pk, time.monotonic() - mark)
     except SourceError as exc:
         _fail(run, started, str(exc))
         raise ImportFailed(str(exc)) from exc
