@@ -451,6 +451,10 @@ def _restore_catalog(catalog: dict[str, list[dict[str, Any]]]) -> None:
         Backup.objects.all().delete()
         Backup.objects.bulk_create(Backup(**row) for row in catalog["backups"])
         RestoreDrill.objects.bulk_create(RestoreDrill(**row) for row in catalog["drills"])
+        # bulk_create stamps auto_now_add fields with "now": put the recorded times back.
+        for model, rows in ((Backup, catalog["backups"]), (RestoreDrill, catalog["drills"])):
+            for row in rows:
+                model.objects.filter(pk=row["id"]).update(started_at=row["started_at"])
         conn = connections["default"]
         with conn.cursor() as cur:
             for sql in conn.ops.sequence_reset_sql(no_style(), [Backup, RestoreDrill]):

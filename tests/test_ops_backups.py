@@ -106,6 +106,7 @@ def test_restore_brings_back_exact_data():
     make_data()
     expected = table_fingerprints()
     record = backups.backup("before-change")
+    drill = backups.restore_drill()
 
     Ticket.objects.filter(ticket_id=1001).delete()
     Comment.objects.filter(ticket_id=1001).delete()
@@ -123,6 +124,11 @@ def test_restore_brings_back_exact_data():
     safety = Backup.objects.get(reason="safety")
     assert safety.path == report.safety_backup_path and Path(safety.path).is_file()
     assert safety.row_counts["tickets_ticket"] == 5  # 5 - 1 deleted + 1 added
+    # ...with its recorded times, and so are older backups and drills
+    kept = Backup.objects.get(pk=record.pk)
+    assert (kept.started_at, kept.sha256) == (record.started_at, record.sha256)
+    assert RestoreDrill.objects.get(pk=drill.pk).started_at == drill.started_at
+    assert safety.started_at < safety.finished_at
 
 
 def test_restore_reports_row_count_changes():
