@@ -6,6 +6,7 @@ pg_dump runs in its own session, so data must be committed: these tests use tran
 from __future__ import annotations
 
 import shutil
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -284,6 +285,33 @@ def test_not_enough_space_is_refused_before_dumping(backup_dir, monkeypatch):
     with pytest.raises(OpsError, match="not enough disk space"):
         backups.backup("x")
     assert not Backup.objects.exists()
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 64 KiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=False)
+
+
+def test_disk_full_during_dump_is_a_clear_error(settings, tiny_filesystem, monkeypatch):
+    settings.BACKUP_DIR = tiny_filesystem
+    make_data(tickets=50, comments_per_ticket=20)
+    monkeypatch.setattr(backups, "_estimate_dump_bytes", lambda: 1)  # get past the pre-check
+    with pytest.raises(OpsError, match="disk full"):
+        backups.backup("x")
+    record = Backup.objects.get()
+    assert record.status == Backup.Status.FAILED and "disk full" in record.error
+    assert list(tiny_filesystem.iterdir()) == []  # the partial file is gone
 
 
 # --- retention -------------------------------------------------------------------------------
