@@ -193,6 +193,8 @@ HEALTH_DISK_WARN_FREE_PERCENT = env.float("HEALTH_DISK_WARN_FREE_PERCENT", defau
 HEALTH_DISK_CRIT_FREE_PERCENT = env.float("HEALTH_DISK_CRIT_FREE_PERCENT", default=5)
 HEALTH_CELERY_TIMEOUT_S = env.float("HEALTH_CELERY_TIMEOUT_S", default=1.0)
 HEALTH_SNAPSHOT_KEEP_DAYS = env.int("HEALTH_SNAPSHOT_KEEP_DAYS", default=90)
+# Container and load-balancer probes call /health/ over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 
 LOGGING = {
     "version": 1,

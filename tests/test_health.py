@@ -274,3 +274,10 @@ def test_snapshot_stores_every_check_and_prunes_old(settings):
     assert snapshot.overall == overall == CRITICAL  # nothing was ever imported
     assert [c["name"] for c in snapshot.checks] == list(health.CHECKS)
     assert {c["status"] for c in snapshot.checks} <= {OK, WARNING, CRITICAL}
+
+
+def test_health_is_reachable_over_plain_http_when_ssl_redirect_is_on(settings, client):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.HEALTH_CELERY_TIMEOUT_S = 0.2
+    assert client.get("/admin/login/").status_code == 301
+    assert client.get("/health/?format=json").status_code in (200, 500)  # answered, not redirected
