@@ -6,8 +6,8 @@ Consumers: `metrics.compute` (compute_metrics, admin overview, restore drill), `
 SQL contract
 ------------
 The SQL reads only the metric views created by `metrics/migrations` (`metric_ticket_facts`,
-`metric_quality_facts`, `metric_timesheet_facts`, `metric_orphan_comment_facts`,
-`metric_root_cause_audits`, `metric_settings`), never the raw tables. It takes exactly these
+`metric_quality_facts`, `metric_comment_counts`, `metric_agent_day_facts`,
+`metric_linked_timesheet_facts`, `metric_root_cause_audits`, `metric_settings`), never the raw tables. It takes exactly these
 psycopg-style named parameters (see `PARAMS`); a NULL parameter means "no filter":
 
 * ``%(date_from)s`` -- timestamptz, inclusive start of the period (Grafana: ``$__timeFrom()``)
@@ -232,16 +232,28 @@ FROM s
 WHERE tickets >= {MIN_MATRIX_CELL}
 ORDER BY team, tickets DESC, category"""
 
-_SQL_3_2 = f"""WITH a AS (
-  SELECT t.agent, sum(t.hours) AS hours, count(DISTINCT t.ticket_id) AS tickets
-  FROM metric_timesheet_facts t
-  WHERE t.agent IS NOT NULL AND {_period("t.work_start")} AND {_team("t.team")}
-  GROUP BY t.agent
+_SQL_3_2 = f"""WITH h AS (
+  SELECT a.agent, sum(a.hours) AS hours
+  FROM metric_agent_day_facts a
+  WHERE a.agent IS NOT NULL AND {_TEAM} IS NULL AND {_period("a.work_start")}
+  GROUP BY a.agent
+  UNION ALL
+  SELECT l.agent, sum(l.hours) AS hours
+  FROM metric_linked_timesheet_facts l
+  WHERE l.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND l.team = {_TEAM}
+    AND {_period("l.work_start")}
+  GROUP BY l.agent
+), k AS (
+  SELECT l.agent, count(DISTINCT l.ticket_id) AS tickets
+  FROM metric_linked_timesheet_facts l
+  WHERE l.agent IS NOT NULL AND {_period("l.work_start")} AND {_team("l.team")}
+  GROUP BY l.agent
 )
-SELECT agent, round(hours, 2) AS hours, tickets,
-       round(hours / nullif(tickets, 0), 2) AS hours_per_ticket
-FROM a
-ORDER BY a.hours DESC, agent
+SELECT h.agent, round(h.hours, 2) AS hours, coalesce(k.tickets, 0) AS tickets,
+       round(h.hours / nullif(k.tickets, 0), 2) AS hours_per_ticket
+FROM h
+LEFT JOIN k ON k.agent = h.agent
+ORDER BY h.hours DESC, h.agent
 LIMIT 10"""
 
 _SQL_3_3 = f"""SELECT f.created_month AS month, count(*) AS tickets,
@@ -255,6 +267,27 @@ _SQL_3_6 = f"""SELECT {_pct("count(*) FILTER (WHERE a.accurate)", "count(*)")} A
 FROM metric_root_cause_audits a
 WHERE a.accurate IS NOT NULL AND {_period("a.created_at")} AND {_team("a.team")}"""
 
+# Orphan comments (ticket not loaded) count by their first comment time; timesheet rows not
+# linked to a loaded ticket by work date (all rows minus linked rows). Neither has a current
+# team, so a team filter leaves them out.
+_UNLINKED_CTES = f"""o AS (
+  SELECT coalesce(sum(o.comments), 0) AS comments,
+         coalesce(sum(o.cf_comments), 0) AS cf,
+         coalesce(sum(o.cf_with_quality), 0) AS cf_quality
+  FROM metric_comment_counts o
+  WHERE NOT o.loaded AND {_TEAM} IS NULL AND {_period("o.first_comment_at")}
+), a AS (
+  SELECT coalesce(sum(a.entries), 0) AS entries,
+         coalesce(sum(a.ticket_entries), 0) AS ticket_entries,
+         coalesce(sum(a.hours), 0) AS hours
+  FROM metric_agent_day_facts a
+  WHERE {_TEAM} IS NULL AND {_period("a.work_start")}
+), l AS (
+  SELECT coalesce(sum(l.entries), 0) AS entries, coalesce(sum(l.hours), 0) AS hours
+  FROM metric_linked_timesheet_facts l
+  WHERE {_TEAM} IS NULL AND {_period("l.work_start")}
+)"""
+
 _SQL_4_2 = f"""WITH t AS (
   SELECT count(*) AS tickets,
          count(*) FILTER (WHERE f.is_closed) AS closed,
@@ -267,27 +300,16 @@ _SQL_4_2 = f"""WITH t AS (
          coalesce(sum(f.ts_rows), 0) AS ts_rows
   FROM metric_ticket_facts f
   WHERE {TICKET_FILTER}
-), o AS (
-  SELECT coalesce(sum(o.comments), 0) AS comments,
-         coalesce(sum(o.cf_comments), 0) AS cf,
-         coalesce(sum(o.cf_with_quality), 0) AS cf_quality
-  FROM metric_orphan_comment_facts o
-  WHERE {_period("o.created_at")} AND {_team("o.team")}
-), u AS (
-  SELECT coalesce(sum(u.entries) FILTER (WHERE u.orphan), 0) AS orphans,
-         coalesce(sum(u.entries), 0) AS entries
-  FROM metric_timesheet_facts u
-  WHERE u.ticket_id IS NULL AND {_TEAM} IS NULL AND {_period("u.work_start")}
-)
+), {_UNLINKED_CTES}
 SELECT v.indicator, v.numerator, v.denominator,
        {_pct("v.numerator", "v.denominator")} AS pct
-FROM t, o, u, LATERAL (VALUES
+FROM t, o, a, l, LATERAL (VALUES
   ('timesheet_coverage', t.closed_ts, t.closed, 1),
   ('root_cause_coverage', t.closed_rc, t.closed, 2),
   ('sla_data_coverage', t.with_sla, t.tickets, 3),
   ('quality_coverage', t.cf_quality + o.cf_quality, t.cf + o.cf, 4),
   ('orphan_comments', o.comments, t.comments + o.comments, 5),
-  ('orphan_timesheets', u.orphans, t.ts_rows + u.entries, 6)
+  ('orphan_timesheets', a.ticket_entries - l.entries, t.ts_rows + a.entries - l.entries, 6)
 ) AS v(indicator, numerator, denominator, ord)
 ORDER BY v.ord"""
 
@@ -300,23 +322,15 @@ _SQL_4_3 = f"""WITH t AS (
          coalesce(sum(f.ts_hours), 0) AS ts_hours
   FROM metric_ticket_facts f
   WHERE {TICKET_FILTER}
-), o AS (
-  SELECT coalesce(sum(o.comments), 0) AS comments, coalesce(sum(o.cf_comments), 0) AS cf
-  FROM metric_orphan_comment_facts o
-  WHERE {_period("o.created_at")} AND {_team("o.team")}
-), u AS (
-  SELECT coalesce(sum(u.entries), 0) AS entries, coalesce(sum(u.hours), 0) AS hours
-  FROM metric_timesheet_facts u
-  WHERE u.ticket_id IS NULL AND {_TEAM} IS NULL AND {_period("u.work_start")}
-)
+), {_UNLINKED_CTES}
 SELECT v.measure, v.value
-FROM t, o, u, LATERAL (VALUES
+FROM t, o, a, l, LATERAL (VALUES
   ('tickets', t.tickets::numeric, 1),
   ('closed_tickets', t.closed::numeric, 2),
   ('comments', (t.comments + o.comments)::numeric, 3),
   ('customer_facing_comments', (t.cf + o.cf)::numeric, 4),
-  ('timesheet_entries', (t.ts_rows + u.entries)::numeric, 5),
-  ('timesheet_hours', round(t.ts_hours + u.hours, 2), 6)
+  ('timesheet_entries', (t.ts_rows + a.entries - l.entries)::numeric, 5),
+  ('timesheet_hours', round(t.ts_hours + a.hours - l.hours, 2), 6)
 ) AS v(measure, value, ord)
 ORDER BY v.ord"""
 
@@ -631,8 +645,8 @@ METRICS: tuple[MetricDef, ...] = (
         "Coverage: closed tickets with a linked timesheet, closed with a root cause, tickets "
         "with SLA data, customer-facing comments with a quality result; orphans: comments "
         "whose ticket is not loaded, timesheet rows naming a ticket that is not loaded. "
-        "Orphan comments use their own time and team; unlinked timesheet rows their work "
-        "date (and are excluded by a team filter).",
+        "Orphan comments count by their first comment time, unlinked timesheet rows by "
+        "work date; having no loaded ticket, both are left out by a team filter.",
         _SQL_4_2,
         _t(
             "90",

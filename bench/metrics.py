@@ -1,0 +1,226 @@
+"""Metrics benchmark at 10x seed scale (SPEC §9); prints JSON.
+
+Usage: .venv/bin/python bench/metrics.py [--scale 10] [--runs 20] [--database sd_bench_metrics]
+
+Builds a dedicated database (never the one in DATABASE_URL), migrates it, fills it with bulk rows
+shaped like DATA_PROFILE (generated in SQL with generate_series: seed scale 1 = 10,939 tickets,
+108,129 comments, 141,062 timesheet rows), refreshes the facts (timed: the after-import cost) and
+times every metric with ops.benchmarks. Targets: refresh <= 5 s, every metric p95 <= 100 ms, all
+23 together <= 1 s (sum of medians, and one end-to-end compute() of the 23).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SEED = {"tickets": 10_939, "comments": 108_129, "timesheets": 141_062, "quality": 6_319}
+
+TEAMS = [  # (team, weight) from DATA_PROFILE closed shares
+    ("Cloud - Infrastructure", 35),
+    ("Cloud - Metroid", 20),
+    ("Cloud - Zelda", 13),
+    ("Cloud - Kirby", 8),
+    ("Cloud - Mario", 7),
+    ("Cloud - BAU Support", 6),
+    ("Cloud - Security", 4),
+    ("Cloud - PHI/WAPHA Support", 3),
+    ("Cloud - L3 Escalation", 2),
+    ("Cloud - L2 Escalation", 1),
+    ("Cloud - Primary Sense", 1),
+]
+CATEGORIES = [
+    ("Support Tickets", 62),
+    ("Alert", 31),
+    ("PHI Support Tickets", 4),
+    ("Standard", 2),
+    ("Other", 1),
+]
+ROOT_CAUSES = [
+    ("Security", 37),
+    ("Account", 19),
+    ("Software", 9),
+    ("User Modifications", 6),
+    ("Hosted Service", 5),
+    ("Hardware", 4),
+    ("Network", 4),
+    ("Configuration", 4),
+    ("Capacity", 3),
+    ("Vendor", 3),
+    ("Unknown", 3),
+    (None, 3),
+]
+
+
+def pick(choices: list[tuple[str | None, int]], r: str) -> str:
+    """SQL CASE choosing from weighted choices with the uniform random expression `r`."""
+    total = sum(w for _, w in choices)
+    acc, parts = 0, []
+    for value, weight in choices:
+        acc += weight
+        lit = "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+        parts.append(f"WHEN {r} < {acc / total} THEN {lit}")
+    return f"(CASE {' '.join(parts)} END)"
+
+
+def generate_sql(scale: float) -> list[str]:
+    n_t = int(SEED["tickets"] * scale)
+    n_c = int(SEED["comments"] * scale)
+    n_ts = int(SEED["timesheets"] * scale)
+    n_q = int(SEED["quality"] * scale)
+    agents = max(20, int(60 * scale))
+    span = "interval '123 days'"  # 2025-07-01 .. 2025-10-31
+    return [
+        "SELECT setseed(0.42)",
+        "TRUNCATE tickets_ticket, tickets_comment, tickets_timesheetentry, "
+        "tickets_commentquality, tickets_rootcauseaudit",
+        f"""INSERT INTO tickets_ticket (ticket_id, created_at, status, team, category,
+            root_cause_category, sla_met, resolved_at, responded_at, title)
+        SELECT i, c, st, {pick(TEAMS, "r1")}, {pick(CATEGORIES, "r2")},
+               {pick(ROOT_CAUSES, "r3")},
+               CASE WHEN r4 < 0.938 THEN r5 < 0.96 END,
+               CASE WHEN st IN ('Closed', 'Resolved') AND r6 < 0.72
+                    THEN c + (-ln(1 - random()) * 3.5 - 0.02) * interval '1 day' END,
+               CASE WHEN r6 < 0.63 THEN c + random() * interval '8 hours' END,
+               'Ticket ' || i
+        FROM (SELECT i, timestamptz '2025-07-01' + random() * {span} AS c,
+                     CASE WHEN random() < 0.73 THEN
+                         CASE WHEN random() < 0.8 THEN 'Closed' ELSE 'Resolved' END
+                     ELSE CASE WHEN random() < 0.5 THEN 'In Progress' ELSE 'Open' END END
+                     AS st,
+                     random() r1, random() r2, random() r3, random() r4, random() r5,
+                     random() r6
+              FROM generate_series(1, {n_t}) i) s""",
+        f"""INSERT INTO tickets_comment (comment_id, ticket_id, created_at, user_name,
+            comment_type, visible_to_customer, team, text, is_customer_facing)
+        SELECT 10000000 + i, t, timestamptz '2025-07-01' + random() * {span},
+               CASE WHEN r < 0.61 THEN 'brian' ELSE 'agent' || (i % {agents}) END,
+               CASE WHEN r < 0.61 THEN 'system'
+                    WHEN r2 < 0.45 THEN 'comments'
+                    WHEN r2 < 0.72 THEN 'worknotes' ELSE 'system' END,
+               CASE WHEN random() < 0.0012 THEN random() < 0.5 END,
+               'Cloud - Infrastructure', '<p>comment</p>', false
+        FROM (SELECT i, random() r, random() r2,
+                     1 + floor(random() * {n_t} * 1.02)::bigint AS t
+              FROM generate_series(1, {n_c}) i) s""",
+        f"""INSERT INTO tickets_timesheetentry (user_full_name, username, work_date, hours,
+            crm_id, ticket_id, fingerprint, title)
+        SELECT 'Agent ' || a, CASE WHEN a % 7 = 0 THEN NULL ELSE 'agent' || a END,
+               date '2025-07-01' + floor(random() * 123)::int,
+               round((0.25 + random() * 3.75)::numeric, 2),
+               crm, CASE WHEN crm > 0 THEN crm END, md5(i::text), 'work'
+        FROM (SELECT i, floor(random() * {agents})::int AS a,
+                     CASE WHEN r < 0.19 THEN 0
+                          WHEN r < 0.28 THEN 1 + floor(random() * {n_t})::bigint
+                          ELSE {n_t} + 1 + floor(random() * {n_t} * 20)::bigint END AS crm
+              FROM (SELECT i, random() r FROM generate_series(1, {n_ts}) i) x) s""",
+        f"""INSERT INTO tickets_commentquality (comment_key, ticket_id, created_at,
+            quality_score, professionalism_score, clarity_score, empathy_score,
+            actionability_score, quality_tier, team)
+        SELECT CASE WHEN i % 3 = 0 THEN c.ticket_id || '_' || c.comment_id
+                    ELSE c.comment_id::text END,
+               c.ticket_id, c.created_at, sc,
+               least(5, greatest(1, round(sc)))::smallint, 3, 3, 4,
+               CASE WHEN i % 10 = 0 THEN 'Unknown'
+                    WHEN sc >= 4.5 THEN 'Excellent' WHEN sc >= 3.5 THEN 'Good'
+                    WHEN sc >= 2.5 THEN 'Acceptable' ELSE 'Poor' END,
+               'Cloud - Infrastructure'
+        FROM (SELECT row_number() OVER () AS i, comment_id, ticket_id, created_at,
+                     round((1 + random() * 4)::numeric, 2) AS sc
+              FROM tickets_comment WHERE comment_type = 'comments' LIMIT {n_q}) c""",
+        f"""INSERT INTO tickets_rootcauseaudit (ticket_id, category, root_cause_category,
+            accurate, sampled_at, notes)
+        SELECT ticket_id, category, root_cause_category, random() < 0.85, now(), ''
+        FROM tickets_ticket WHERE status = 'Closed' LIMIT {int(200 * scale)}""",
+        "ANALYZE",
+    ]
+
+
+def ensure_database(name: str, admin_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=10)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--database", default="sd_bench_metrics")
+    parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
+    args = parser.parse_args()
+
+    admin_url = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    os.environ["DATABASE_URL"] = ensure_database(args.database, admin_url)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servicedesk.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from metrics.compute import compute
+    from metrics.facts import refresh_facts
+    from metrics.registry import CORE_METRICS, METRICS
+    from ops.benchmarks import run_benchmark
+
+    call_command("migrate", verbosity=0)
+    generate_s = None
+    if not args.reuse:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            for sql in generate_sql(args.scale):
+                cursor.execute(sql)
+        generate_s = round(time.perf_counter() - started, 2)
+
+    refreshes = []
+    for _ in range(3):
+        with transaction.atomic():  # as the import pipeline does, inside its transaction
+            refreshes.append(round(refresh_facts(), 3))
+
+    report = run_benchmark(args.runs, args.warmup, 100.0, False, METRICS)
+    compute_runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        compute()
+        compute_runs.append(round((time.perf_counter() - started) * 1000, 1))
+    core = {m.id for m in CORE_METRICS}
+    core_results = [r for r in report.results if r.metric_id in core]
+    out = {
+        "scale": args.scale,
+        "database": args.database,
+        "generate_s": generate_s,
+        "table_sizes": report.table_sizes,
+        "refresh_facts_s": refreshes,
+        "refresh_target_s": 5,
+        "metrics": {
+            r.metric_id: {"slug": r.slug, "median_ms": r.median_ms, "p95_ms": r.p95_ms}
+            for r in report.results
+        },
+        "max_p95_ms_23": max(r.p95_ms for r in core_results),
+        "sum_median_ms_23": round(sum(r.median_ms for r in core_results), 1),
+        "compute_all_23_ms": compute_runs,
+        "targets_met": {
+            "refresh_le_5s": max(refreshes) <= 5,
+            "every_p95_le_100ms": all(r.p95_ms <= 100 for r in report.results),
+            "all_23_le_1s": sum(r.median_ms for r in core_results) <= 1000
+            and min(compute_runs) <= 1000,
+        },
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
