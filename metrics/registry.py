@@ -693,6 +693,146 @@ METRICS: tuple[MetricDef, ...] = (
     ),
 )
 
+# --- Beyond the 23 (SPEC §5.2, last paragraph): same contract, flagged core=False ----------
+
+_TZ = "(SELECT time_zone FROM metric_settings WHERE id = 1)"
+BEYOND = "Beyond the 23"
+
+
+def _percentiles(expr: str, population: str) -> str:
+    return (
+        f"SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY {expr}))::numeric, 2)"
+        f" AS value,\n"
+        f"       round((percentile_cont(0.9) WITHIN GROUP (ORDER BY {expr}))::numeric, 2)"
+        f" AS p90\nFROM metric_ticket_facts f\nWHERE {population} AND {TICKET_FILTER}"
+    )
+
+
+_SQL_BACKLOG = f"""WITH ref AS (
+  SELECT coalesce({_TO}, max(f.created_at)) AS at FROM metric_ticket_facts f
+), b(bucket, ord) AS (VALUES ('<1d', 1), ('1-7d', 2), ('7-30d', 3), ('30d+', 4)),
+c AS (
+  SELECT CASE WHEN ref.at - f.created_at < interval '1 day' THEN '<1d'
+              WHEN ref.at - f.created_at < interval '7 days' THEN '1-7d'
+              WHEN ref.at - f.created_at < interval '30 days' THEN '7-30d'
+              ELSE '30d+' END AS bucket,
+         count(*) AS n
+  FROM metric_ticket_facts f, ref
+  WHERE NOT f.is_closed AND {TICKET_FILTER}
+  GROUP BY 1
+)
+SELECT b.bucket, coalesce(c.n, 0) AS tickets,
+       {_pct("coalesce(c.n, 0)", "sum(coalesce(c.n, 0)) OVER ()")} AS pct
+FROM b LEFT JOIN c ON c.bucket = b.bucket
+ORDER BY b.ord"""
+
+_SQL_WEEKLY = f"""WITH created AS (
+  SELECT date_trunc('week', f.created_at AT TIME ZONE {_TZ})::date AS week, count(*) AS n
+  FROM metric_ticket_facts f
+  WHERE {TICKET_FILTER}
+  GROUP BY 1
+), resolved AS (
+  SELECT date_trunc('week', f.resolved_at AT TIME ZONE {_TZ})::date AS week, count(*) AS n
+  FROM metric_ticket_facts f
+  WHERE f.is_closed AND f.resolved_at IS NOT NULL AND {_team("f.team")}
+    AND {_period("f.resolved_at")}
+  GROUP BY 1
+)
+SELECT to_char(coalesce(c.week, r.week), 'YYYY-MM-DD') AS week,
+       coalesce(c.n, 0) AS created, coalesce(r.n, 0) AS resolved
+FROM created c FULL JOIN resolved r ON r.week = c.week
+ORDER BY 1"""
+
+METRICS = METRICS + (
+    MetricDef(
+        "5.1",
+        "first_response_hours",
+        "First response time",
+        BEYOND,
+        5,
+        "hours",
+        "scalar",
+        ("value", "p90"),
+        "Hours from creation to the actual response date: median (value) and 90th "
+        "percentile, tickets with a response not before creation.",
+        _percentiles(
+            "extract(epoch FROM f.responded_at - f.created_at) / 3600",
+            "f.responded_at >= f.created_at",
+        ),
+        core=False,
+    ),
+    MetricDef(
+        "5.2",
+        "response_sla_met_rate",
+        "Response SLA met",
+        BEYOND,
+        5,
+        PERCENT,
+        "scalar",
+        ("value",),
+        "Tickets whose Response Met is known: percentage met.",
+        _rate("f.response_met", "f.response_met IS NOT NULL"),
+        _t("95", "90", True),
+        core=False,
+    ),
+    MetricDef(
+        "5.3",
+        "resolution_sla_met_rate",
+        "Resolution SLA met",
+        BEYOND,
+        5,
+        PERCENT,
+        "scalar",
+        ("value",),
+        "Tickets whose Resolution Met is known: percentage met.",
+        _rate("f.resolution_met", "f.resolution_met IS NOT NULL"),
+        _t("95", "90", True),
+        core=False,
+    ),
+    MetricDef(
+        "5.4",
+        "open_backlog_age",
+        "Open backlog by age",
+        BEYOND,
+        5,
+        TICKETS,
+        "table",
+        ("bucket", "tickets", "pct"),
+        "Tickets not in the closed set by age at the end of the period (or, without one, at "
+        "the newest ticket's creation, so history never depends on today's date).",
+        _SQL_BACKLOG,
+        fixed_rows=("<1d", "1-7d", "7-30d", "30d+"),
+        core=False,
+    ),
+    MetricDef(
+        "5.5",
+        "weekly_created_resolved",
+        "Created vs resolved per week",
+        BEYOND,
+        5,
+        TICKETS,
+        "table",
+        ("week", "created", "resolved"),
+        "Tickets created per week (period on creation) and closed tickets resolved per week "
+        "(period on the resolution date); weeks start on Monday in TIME_ZONE.",
+        _SQL_WEEKLY,
+        core=False,
+    ),
+    MetricDef(
+        "5.6",
+        "resolution_days_percentiles",
+        "Resolution time median and p90",
+        BEYOND,
+        5,
+        DAYS,
+        "scalar",
+        ("value", "p90"),
+        "As 1.2, the median (value) and 90th percentile instead of the mean.",
+        _percentiles("f.resolution_days", VALID_DURATION),
+        core=False,
+    ),
+)
+
 CORE_METRICS: tuple[MetricDef, ...] = tuple(m for m in METRICS if m.core)
 BY_ID: dict[str, MetricDef] = {m.id: m for m in METRICS}
 BY_SLUG: dict[str, MetricDef] = {m.slug: m for m in METRICS}

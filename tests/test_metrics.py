@@ -109,6 +109,9 @@ QUALITY = [
 
 AUDITS = {1: True, 2: True, 3: False, 21: True, 22: None}
 
+# ticket_id: (response after hours, response_met, resolution_met) -- metrics beyond the 23
+RESPONSES = {1: (2, True, True), 2: (4, False, None), 21: (10, True, False), 22: (-1, None, None)}
+
 
 def build() -> None:
     for tid, (team, st, cat, rc, created, days, sla) in TICKETS.items():
@@ -159,6 +162,12 @@ def build() -> None:
         )
     for tid, accurate in AUDITS.items():
         RootCauseAudit.objects.create(ticket_id=tid, accurate=accurate)
+    for tid, (hours, response_met, resolution_met) in RESPONSES.items():
+        Ticket.objects.filter(ticket_id=tid).update(
+            responded_at=TICKETS[tid][4] + dt.timedelta(hours=hours),
+            response_met=response_met,
+            resolution_met=resolution_met,
+        )
 
 
 def r(columns: str, *rows: tuple) -> dict:
@@ -307,6 +316,32 @@ EXPECTED_BETA = {
 }
 
 
+EXPECTED_BEYOND = {
+    "first_response_hours": {"value": 4.0, "p90": 8.8},  # 2, 4, 10 h; t22 responded early
+    "response_sla_met_rate": v(66.67),
+    "resolution_sla_met_rate": v(50.0),
+    "open_backlog_age": r(  # t13, t24 open; ages at the newest creation (t24)
+        "bucket tickets pct",
+        ("<1d", 1, 50.0),
+        ("1-7d", 0, 0.0),
+        ("7-30d", 1, 50.0),
+        ("30d+", 0, 0.0),
+    ),
+    "weekly_created_resolved": r(  # Monday weeks; t11 resolved (before creation) on Aug 4
+        "week created resolved",
+        ("2025-06-30", 6, 4),
+        ("2025-07-07", 4, 0),
+        ("2025-07-14", 1, 0),
+        ("2025-07-21", 0, 1),
+        ("2025-07-28", 3, 0),
+        ("2025-08-04", 3, 2),
+        ("2025-08-11", 0, 1),
+        ("2025-09-01", 1, 0),
+    ),
+    "resolution_days_percentiles": {"value": 3.0, "p90": 7.0},  # 0.5 1 2 3 4 5 10
+}
+
+
 @pytest.fixture
 def known_db(db):
     with override_settings(MIN_TEAM_SAMPLE=2):
@@ -321,6 +356,8 @@ def test_registry_has_the_23_in_id_order():
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("."))))
     assert len({m.slug for m in METRICS}) == len(METRICS)
     assert set(EXPECTED) == {m.slug for m in CORE_METRICS}
+    assert set(EXPECTED_BEYOND) == {m.slug for m in METRICS if not m.core}
+    assert all(m.id.startswith("5.") for m in METRICS if not m.core)
 
 
 @pytest.mark.parametrize("metric", METRICS, ids=lambda m: m.id)
@@ -350,6 +387,22 @@ def test_metric_on_empty_database(db, metric):
 @pytest.mark.parametrize("metric", CORE_METRICS, ids=lambda m: m.id)
 def test_metric_on_known_database(known_db, metric):
     assert compute([metric.id]) == {metric.slug: EXPECTED[metric.slug]}
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if not m.core], ids=lambda m: m.id)
+def test_metrics_beyond_the_23(known_db, metric):
+    assert compute([metric.id]) == {metric.slug: EXPECTED_BEYOND[metric.slug]}
+
+
+@pytest.mark.parametrize("metric", [m for m in METRICS if not m.core], ids=lambda m: m.id)
+def test_metrics_beyond_the_23_on_empty_database(db, metric):
+    refresh_facts()
+    result = compute([metric.id])[metric.slug]
+    if metric.is_scalar:
+        assert result == dict.fromkeys(metric.columns)
+    else:
+        assert all(row.get("tickets", 0) == 0 for row in result["rows"])
+        assert [row[metric.columns[0]] for row in result["rows"]] == list(metric.fixed_rows)
 
 
 @pytest.mark.parametrize("slug", sorted(EXPECTED_AUGUST))
