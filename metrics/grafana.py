@@ -89,6 +89,10 @@ SUMMARY_SQL: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: First columns that are time buckets (bar charts over time) and count columns.
+TIME_BUCKETS = ("month", "week")
+COUNTS = ("tickets", "comments")
+
 #: Table metrics with a `category` column follow the `$category` variable.
 CATEGORY_COLUMN = "category"
 
@@ -280,7 +284,9 @@ def metric_kind(metric: MetricDef, variant: str = "auto") -> str:
     th = metric.thresholds
     if th is not None and not th.summary:
         return "table"
-    if len(metric.columns) >= 4 or metric.columns[1] not in ("tickets", "comments"):
+    if metric.columns[0] in TIME_BUCKETS:
+        return "barchart"
+    if len(metric.columns) >= 4 or metric.columns[1] not in COUNTS:
         return "table"
     return "barchart"
 
@@ -291,6 +297,9 @@ def _stat(metric: MetricDef, variant: str) -> dict[str, Any]:
     if variant == "summary":
         title = f"{metric.id} {SUMMARY_SQL[th.summary][0]}"  # type: ignore[union-attr]
     unit = "percent" if variant == "summary" else grafana_unit(metric.unit)
+    # Companion figures (p90 ...) show beside the value; 1.5's four dimensions get their own
+    # bar gauge instead.
+    extra = list(metric.columns[1:]) if variant != "summary" and len(metric.columns) <= 3 else []
     return {
         "type": "stat",
         "title": title,
@@ -316,7 +325,7 @@ def _stat(metric: MetricDef, variant: str) -> dict[str, Any]:
             "orientation": "vertical",
             "reduceOptions": {
                 "calcs": ["lastNotNull"],
-                "fields": "/^(value|status)$/",
+                "fields": f"/^({'|'.join(['value', *extra, 'status'])})$/",
                 "values": False,
             },
             "showPercentChange": False,
@@ -360,8 +369,12 @@ def _dims(metric: MetricDef) -> dict[str, Any]:
 
 def _barchart(metric: MetricDef) -> dict[str, Any]:
     x = metric.columns[0]
-    shown = metric.columns[-1] if x == "month" else metric.columns[1]
-    hidden = [c for c in metric.columns[1:] if c != shown]
+    if x in TIME_BUCKETS:  # a measure per period: all of them, the volume only when alone
+        shown = [c for c in metric.columns[1:] if c != "tickets"] or ["tickets"]
+    else:  # a distribution: the count, pct in the tooltip
+        shown = [metric.columns[1]]
+    hidden = [c for c in metric.columns[1:] if c not in shown]
+    counts = all(c in COUNTS or c in ("created", "resolved") for c in shown)
     return {
         "type": "barchart",
         "title": f"{metric.id} {metric.title}",
@@ -370,8 +383,8 @@ def _barchart(metric: MetricDef) -> dict[str, Any]:
             "defaults": {
                 "color": {"fixedColor": BLUE, "mode": "fixed"},
                 "custom": {"fillOpacity": 85, "lineWidth": 0},
-                "decimals": 0 if shown in ("tickets", "comments") else 2,
-                "unit": "none" if shown in ("tickets", "comments") else grafana_unit(metric.unit),
+                "decimals": 0 if counts else 2,
+                "unit": "none" if counts else grafana_unit(metric.unit),
             },
             "overrides": [
                 *[
@@ -382,14 +395,21 @@ def _barchart(metric: MetricDef) -> dict[str, Any]:
                     )
                     for c in hidden
                 ],
-                _by_name(shown, ("displayName", shown.replace("_", " "))),
+                *[
+                    _by_name(
+                        c,
+                        ("displayName", c.replace("_", " ")),
+                        ("color", {"fixedColor": SERIES_COLOURS[i], "mode": "fixed"}),
+                    )
+                    for i, c in enumerate(shown)
+                ],
             ],
         },
         "options": {
             "barWidth": 0.8,
             "groupWidth": 0.7,
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
-            "orientation": "vertical" if x == "month" else "horizontal",
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": len(shown) > 1},
+            "orientation": "vertical" if x in TIME_BUCKETS else "horizontal",
             "showValue": "always",
             "stacking": "none",
             "tooltip": {"mode": "multi", "sort": "none"},
@@ -699,6 +719,9 @@ class Dashboard:
     variables: tuple[str, ...] = ("team",)
     platform: bool = False
     tags: tuple[str, ...] = field(default=())
+    #: Also show every registry metric no dashboard lays out explicitly (new metrics land here
+    #: until someone places them, so "every metric on a dashboard" holds by construction).
+    rest: bool = False
 
     @property
     def file_name(self) -> str:
@@ -733,6 +756,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
             (_m("4.1", 24, 8),),
         ),
         variables=("team", "category"),
+        rest=True,
     ),
     Dashboard(
         "servicedesk-quality",
@@ -813,15 +837,35 @@ def _variable(name: str) -> dict[str, Any]:
     }
 
 
+def _explicit_metric_ids() -> set[str]:
+    return {
+        item.key for board in DASHBOARDS if not board.platform for row in board.rows for item in row
+    }
+
+
+def board_rows(board: Dashboard) -> tuple[tuple[Item, ...], ...]:
+    """The board's rows, plus (for a `rest` board) rows of the metrics placed nowhere else:
+    scalars four to a row, tables and charts two to a row, in registry order."""
+    if not board.rest:
+        return board.rows
+    placed = _explicit_metric_ids()
+    rest = [m for m in METRICS if m.id not in placed]
+    scalars = [_m(m.id, 6, 6) for m in rest if m.is_scalar]
+    others = [_m(m.id, 12, 9) for m in rest if not m.is_scalar]
+    extra = [tuple(scalars[i : i + 4]) for i in range(0, len(scalars), 4)]
+    extra += [tuple(others[i : i + 2]) for i in range(0, len(others), 2)]
+    return board.rows + tuple(extra)
+
+
 def dashboard_items(board: Dashboard) -> list[Item]:
-    return [item for row in board.rows for item in row]
+    return [item for row in board_rows(board) for item in row]
 
 
 def build_dashboard(board: Dashboard, time_zone: str = "utc") -> dict[str, Any]:
     """The dashboard JSON of one board: stable panel ids and positions, no placeholders."""
     panels = []
     y = 0
-    for row in board.rows:
+    for row in board_rows(board):
         if sum(item.w for item in row) > 24:
             raise ValueError(f"{board.uid}: a row is wider than 24 columns")
         x = 0
