@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -229,9 +230,12 @@ def backup(reason: str = "manual") -> Backup:
     check_free_space(directory, _estimate_dump_bytes())
 
     started = timezone.now()
-    path = directory / f"{sd['NAME']}-{started:%Y%m%dT%H%M%S%fZ}-{reason}.dump"
+    safe_reason = re.sub(r"[^A-Za-z0-9_-]+", "-", reason)[:40] or "backup"
+    path = directory / f"{sd['NAME']}-{started:%Y%m%dT%H%M%S%fZ}-{safe_reason}.dump"
     partial = path.with_suffix(".dump.partial")
-    record = Backup.objects.create(path=str(path), reason=reason, status=Backup.Status.RUNNING)
+    record = Backup.objects.create(
+        path=str(path), reason=reason[:100], status=Backup.Status.RUNNING
+    )
     t0 = time.monotonic()
     try:
         with database_alias(sd["NAME"], sd) as alias, transaction.atomic(using=alias):

@@ -95,12 +95,14 @@ def test_backup_records_file_checksum_size_and_counts(backup_dir):
     assert not list(backup_dir.glob("*.partial"))
 
 
-def test_backup_command_prints_json(capsys):
+def test_backup_command_prints_json(capsys, backup_dir):
     make_data(tickets=2)
-    call_command("backup", "--json", "--reason", "cmd")
+    call_command("backup", "--json", "--reason", "cmd ../../x")
     out = capsys.readouterr().out
     assert '"tickets_ticket": 2' in out
-    assert Backup.objects.get().reason == "cmd"
+    record = Backup.objects.get()
+    assert record.reason == "cmd ../../x"
+    assert Path(record.path).parent == backup_dir.resolve()  # the reason cannot escape the dir
 
 
 def test_restore_brings_back_exact_data():
