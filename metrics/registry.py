@@ -36,6 +36,17 @@ from typing import Any
 #: Named parameters every metric SQL accepts (name -> PostgreSQL type). NULL = no filter.
 PARAMS: dict[str, str] = {"date_from": "timestamptz", "date_to": "timestamptz", "team": "text"}
 
+#: Every relation metric SQL reads: what the read-only Grafana role needs SELECT on.
+METRIC_RELATIONS: tuple[str, ...] = (
+    "metric_settings",
+    "metric_ticket_facts",
+    "metric_quality_facts",
+    "metric_comment_counts",
+    "metric_agent_day_facts",
+    "metric_linked_timesheet_facts",
+    "metric_root_cause_audits",
+)
+
 #: Cells of the team x category matrix (3.1) smaller than this are not shown (SPEC §5.2).
 MIN_MATRIX_CELL = 10
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 from io import StringIO
 
@@ -18,7 +19,7 @@ from django.test import override_settings
 
 from metrics.compute import compute, status
 from metrics.facts import refresh_facts
-from metrics.registry import CORE_METRICS, METRICS, PARAMS, get_metric
+from metrics.registry import CORE_METRICS, METRIC_RELATIONS, METRICS, PARAMS, get_metric
 from tickets.models import Comment, CommentQuality, RootCauseAudit, Ticket, TimesheetEntry
 
 UTC = dt.UTC
@@ -366,6 +367,8 @@ def test_sql_uses_only_documented_params_and_views(metric):
     sql = sql.replace("%(team)s", "")
     assert "%" not in sql, "a literal % would break psycopg parameter binding"
     assert "tickets_" not in metric.sql, "metric SQL reads the metric views, not raw tables"
+    relations = set(re.findall(r"\b(?:FROM|JOIN)\s+(metric_\w+)", metric.sql))
+    assert relations and relations <= set(METRIC_RELATIONS)
     assert set(PARAMS) == {"date_from", "date_to", "team"}
 
 
