@@ -556,11 +556,13 @@ def platform_panel(query: PlatformQuery, kind: str) -> dict[str, Any]:
 
 # --- Platform queries (over the platform_* views) ---------------------------------------------
 
+#: Stats show timestamps as epoch milliseconds (unit dateTimeAsIso): a stat reduces numbers.
 PLATFORM: dict[str, PlatformQuery] = {
     "last_import": PlatformQuery(
         "Last successful import",
         "Finish time of the latest successful (not dry-run) import in the period.",
-        "SELECT max(finished_at) AS last_success, count(*) AS runs\nFROM platform_import_runs\n"
+        "SELECT (extract(epoch FROM max(finished_at)) * 1000)::bigint AS last_success,\n"
+        "       count(*) AS runs\nFROM platform_import_runs\n"
         "WHERE status = 'succeeded' AND NOT dry_run AND $__timeFilter(at)",
         ("last_success", "runs"),
         units=(("last_success", "dateTimeAsIso"), ("runs", "none")),
@@ -568,7 +570,8 @@ PLATFORM: dict[str, PlatformQuery] = {
     "last_backup": PlatformQuery(
         "Last backup",
         "State, time and size of the latest backup in the period.",
-        "SELECT status, started_at AS last_backup, size_bytes\nFROM platform_backups\n"
+        "SELECT status, (extract(epoch FROM started_at) * 1000)::bigint AS last_backup,\n"
+        "       size_bytes\nFROM platform_backups\n"
         "WHERE $__timeFilter(started_at)\nORDER BY started_at DESC, id DESC\nLIMIT 1",
         ("status", "last_backup", "size_bytes"),
         units=(("last_backup", "dateTimeAsIso"), ("size_bytes", "bytes")),
@@ -585,7 +588,8 @@ PLATFORM: dict[str, PlatformQuery] = {
     "last_health": PlatformQuery(
         "Health",
         "Overall state of the latest health snapshot in the period.",
-        "SELECT overall, taken_at AS checked_at\nFROM platform_health_snapshots\n"
+        "SELECT overall, (extract(epoch FROM taken_at) * 1000)::bigint AS checked_at\n"
+        "FROM platform_health_snapshots\n"
         "WHERE $__timeFilter(taken_at)\nORDER BY taken_at DESC, id DESC\nLIMIT 1",
         ("overall", "checked_at"),
         units=(("checked_at", "dateTimeAsIso"),),
