@@ -18,7 +18,11 @@ def headers(entity: str) -> list[str]:
 
 def legacy_names(entity: str) -> list[str]:
     """Legacy SQLite column names: snake_case aliases for comments, headers elsewhere."""
-    return [c.aliases[0] if c.aliases else c.header for c in ENTITIES[entity].columns]
+    snake = entity == "comments"
+    return [
+        c.aliases[0] if c.aliases else (c.field if snake else c.header)
+        for c in ENTITIES[entity].columns
+    ]
 
 
 def _ordered(entity: str, row: dict[str, Any], names: list[str] | None = None) -> list[Any]:

@@ -112,3 +112,29 @@ def test_sqlite_without_legacy_tables_is_refused(tmp_path):
     with pytest.raises(CommandError, match="no legacy tables found"):
         call_command("migrate_legacy", str(path))
     assert ImportRun.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_load_matches_sequential(tmp_path, capsys):
+    """Forked workers load comments/timesheets after tickets; orphans and counts still exact."""
+    path = legacy_db(tmp_path / "legacy.sqlite3")
+    call_command("migrate_legacy", str(path), "--json", "--workers", "2")
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    runs = {r.entity: r for r in ImportRun.objects.exclude(source_kind="legacy-history")}
+    assert runs["comments"].orphans == 30 - Comment.objects.filter(ticket_id__lte=21).count()
+    assert runs["timesheets"].rows_inserted == 15
+    assert Comment.objects.count() == 30 and TimesheetEntry.objects.count() == 15
+
+
+def test_text_that_is_not_utf8_is_loaded_with_replacement(tmp_path):
+    path = legacy_db(tmp_path / "legacy.sqlite3")
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "UPDATE comments SET comment_text = CAST(X'6361666580' AS TEXT) WHERE comment_id = '7'"
+    )
+    conn.commit()
+    conn.close()
+    call_command("migrate_legacy", str(path), "--tables", "comments")
+    assert Comment.objects.count() == 30
+    assert Comment.objects.get(pk=7).text == "cafe\ufffd"

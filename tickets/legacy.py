@@ -5,10 +5,15 @@ The legacy `import_metadata` table becomes historical ImportRun rows (idempotent
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from django.conf import settings
+from django.db import connection, connections
 
 from tickets import values as v
 from tickets.columns import ENTITIES, LEGACY_ORDER
@@ -90,8 +95,13 @@ def migrate_legacy(
     dry_run: bool = False,
     user: Any = None,
     progress_for: Callable[[str, int | None], ProgressCallback | None] | None = None,
+    workers: int | None = None,
 ) -> LegacyReport:
-    """Load every (selected) legacy table; one failing table does not stop the others."""
+    """Load every (selected) legacy table; one failing table does not stop the others.
+
+    With more than one worker, tickets load first (so orphan counts are right), then the other
+    tables load concurrently in forked processes, each its own run and transaction.
+    """
     path = Path(path)
     if sniff_kind(path) != "sqlite":
         raise SourceError(path.name, "not a SQLite database")
@@ -108,6 +118,7 @@ def migrate_legacy(
                 path.name, f"unknown table(s) requested: {', '.join(sorted(unknown))}"
             )
         report = LegacyReport(path.name, sha256_of(path), dry_run)
+        jobs = []
         for entity_name in LEGACY_ORDER:
             table_name = ENTITIES[entity_name].legacy_table
             if wanted and entity_name not in wanted and table_name not in wanted:
@@ -115,9 +126,10 @@ def migrate_legacy(
             if table_name not in present:
                 report.missing_tables.append(table_name)
                 continue
-            report.tables.append(
-                _load_one(conn, path, table_name, entity_name, report, dry_run, user, progress_for)
-            )
+            jobs.append((table_name, entity_name))
+        _CHILD_CONTEXT.update(path=path, sha256=report.sha256, dry_run=dry_run, user=user)
+        _CHILD_CONTEXT["progress_for"] = progress_for
+        report.tables = _run_jobs(conn, jobs, _worker_count(workers))
         if not dry_run and any(t.status == ImportRun.Status.SUCCEEDED for t in report.tables):
             report.facts_refresh_s = refresh_derived()
         if HISTORY_TABLE in present and (not wanted or HISTORY_TABLE in wanted) and not dry_run:
@@ -129,14 +141,58 @@ def migrate_legacy(
         conn.close()
 
 
-def _load_one(conn, path, table_name, entity_name, report, dry_run, user, progress_for):
+# Set before forking so child processes inherit it (closures cannot be pickled).
+_CHILD_CONTEXT: dict[str, Any] = {}
+
+
+def _worker_count(requested: int | None) -> int:
+    workers = requested or settings.LEGACY_LOAD_WORKERS
+    # Inside a transaction (tests, callers' atomic blocks) children could not see its rows;
+    # a daemonic process (Celery prefork worker) may not fork children.
+    if connection.in_atomic_block or multiprocessing.current_process().daemon:
+        return 1
+    return max(1, workers)
+
+
+def _run_jobs(conn, jobs: list[tuple[str, str]], workers: int) -> list[TableResult]:
+    if workers == 1 or len(jobs) < 3:
+        return [_load_one(conn, table, entity) for table, entity in jobs]
+    results: dict[str, TableResult] = {}
+    head = [j for j in jobs if j[1] == "tickets"]
+    for table, entity in head:
+        results[table] = _load_one(conn, table, entity)
+    rest = [j for j in jobs if j not in head]
+    sizes = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t, _ in rest}
+    rest.sort(key=lambda j: -sizes[j[0]])  # biggest first balances the workers
+    connections.close_all()  # never share a PostgreSQL connection across fork
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {table: pool.submit(_load_in_child, table, entity) for table, entity in rest}
+        for table, future in futures.items():
+            results[table] = future.result()
+    return [results[table] for table, _ in jobs]
+
+
+def _load_in_child(table_name: str, entity_name: str) -> TableResult:
+    conn = connect(_CHILD_CONTEXT["path"])
+    try:
+        return _load_one(conn, table_name, entity_name)
+    finally:
+        conn.close()
+        connections.close_all()
+
+
+def _load_one(conn, table_name: str, entity_name: str) -> TableResult:
+    ctx = _CHILD_CONTEXT
+    path, progress_for = ctx["path"], ctx["progress_for"]
     raw = table_reader(conn, path, table_name)
     run = ImportRun(
         source_kind=ImportRun.SourceKind.SQLITE,
         file_name=f"{path.name}:{table_name}",
-        file_sha256=report.sha256,
-        created_by=user,
+        file_sha256=ctx["sha256"],
+        created_by=ctx["user"],
     )
+    dry_run = ctx["dry_run"]
     result = TableResult(table=table_name, entity=entity_name, source_rows=raw.total or 0)
     callback = progress_for(table_name, raw.total) if progress_for else None
     try:

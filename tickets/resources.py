@@ -109,6 +109,12 @@ class _Base(resources.ModelResource):
 class _ImportBase(resources.ModelResource):
     entity: Entity
 
+    def before_import(self, dataset: Any, **kwargs: Any) -> None:
+        """Room for the derived columns: import-export only reads keys the dataset has."""
+        for name, _pg in self.entity.derived:
+            if name not in (dataset.headers or []):
+                dataset.append_col([None] * len(dataset), header=name)
+
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
         """Derived fields (timesheet fingerprint, comment visibility) as the pipeline does."""
         if not self.entity.derive:

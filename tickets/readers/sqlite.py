@@ -12,6 +12,7 @@ from tickets.readers.base import RawTable, SourceError
 LEGACY_TABLES = {ENTITIES[name].legacy_table: name for name in LEGACY_ORDER}
 HISTORY_TABLE = "import_metadata"
 FETCH = 5000
+_TABLE_OF: dict[int, str] = {}  # cursor -> table, to re-read leniently after a decode error
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -20,8 +21,6 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise SourceError(path.name, f"not a readable SQLite database ({exc})") from None
-    # Legacy text may hold bytes that are not UTF-8: keep going with replacement characters.
-    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")
     return conn
 
 
@@ -51,6 +50,7 @@ def read_sqlite(path: Path, tables: list[str] | None = None) -> Iterator[RawTabl
 def table_reader(conn: sqlite3.Connection, path: Path, table: str) -> RawTable:
     total = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     cursor = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid')
+    _TABLE_OF[id(cursor)] = table
     headers = [d[0] for d in cursor.description]
     return RawTable(
         name=table,
@@ -64,7 +64,29 @@ def table_reader(conn: sqlite3.Connection, path: Path, table: str) -> RawTable:
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[int, list]]:
     number = 0
-    while batch := cursor.fetchmany(FETCH):
+    while True:
+        try:
+            batch = cursor.fetchmany(FETCH)
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+            # Legacy text that is not UTF-8: re-read this table with replacement characters.
+            yield from _rows_lenient(cursor, number)
+            return
+        if not batch:
+            return
+        for row in batch:
+            number += 1
+            yield number, list(row)
+
+
+def _rows_lenient(cursor: sqlite3.Cursor, done: int) -> Iterator[tuple[int, list]]:
+    conn = cursor.connection
+    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")
+    table = _TABLE_OF[id(cursor)]
+    rest = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid LIMIT -1 OFFSET {done}')
+    number = done
+    while batch := rest.fetchmany(FETCH):
         for row in batch:
             number += 1
             yield number, list(row)

@@ -25,6 +25,11 @@ class Command(BaseCommand):
             "--tables", nargs="+", metavar="TABLE", help=f"Only these: {', '.join(LEGACY_ORDER)}"
         )
         parser.add_argument("--json", action="store_true", help="Machine-readable report.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            help="Processes for the tables after tickets (LEGACY_LOAD_WORKERS).",
+        )
 
     def handle(self, *args, **options):
         bars = Bars()
@@ -34,6 +39,7 @@ class Command(BaseCommand):
                 tables=options["tables"],
                 dry_run=options["dry_run"],
                 progress_for=None if options["json"] else bars.callback,
+                workers=options["workers"],
             )
         except (SourceError, FileNotFoundError) as exc:
             raise CommandError(str(exc)) from exc
