@@ -200,6 +200,9 @@ def main() -> None:
     core_results = [r for r in report.results if r.metric_id in core]
     out = {
         "scale": args.scale,
+        # Timings are only comparable on a quiet machine: record how busy it was.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
         "database": args.database,
         "generate_s": generate_s,
         "table_sizes": report.table_sizes,

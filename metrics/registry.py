@@ -254,11 +254,12 @@ _SQL_3_2 = f"""WITH h AS (
   WHERE l.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND l.team = {_TEAM}
     AND {_period("l.work_start")}
   GROUP BY l.agent
-), k AS (
-  SELECT l.agent, count(DISTINCT l.ticket_id) AS tickets
+), pairs AS (  -- hashed DISTINCT: much cheaper than count(DISTINCT) sorting per agent
+  SELECT DISTINCT l.agent, l.ticket_id
   FROM metric_linked_timesheet_facts l
   WHERE l.agent IS NOT NULL AND {_period("l.work_start")} AND {_team("l.team")}
-  GROUP BY l.agent
+), k AS (
+  SELECT agent, count(*) AS tickets FROM pairs GROUP BY agent
 )
 SELECT h.agent, round(h.hours, 2) AS hours, coalesce(k.tickets, 0) AS tickets,
        round(h.hours / nullif(k.tickets, 0), 2) AS hours_per_ticket
