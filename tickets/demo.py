@@ -29,7 +29,9 @@ from bisect import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -540,6 +542,9 @@ def _fmt_month(moment: dt.datetime) -> str:
 # --- tickets -----------------------------------------------------------------------------------
 
 
+_TICKET_FIELDS = tuple(c.field for c in ENTITIES["tickets"].columns)
+
+
 def ticket_row(world: World, t: PlannedTicket, as_of: dt.datetime) -> dict[str, Any]:
     """A ticket's row as an export taken at ``as_of`` would show it (typed values).
 
@@ -592,7 +597,8 @@ def ticket_row(world: World, t: PlannedTicket, as_of: dt.datetime) -> dict[str, 
     resolved = t.resolution if closed else None
     closed_at = t.closes if closed else None
 
-    row: dict[str, Any] = {
+    row: dict[str, Any] = dict.fromkeys(_TICKET_FIELDS)
+    row |= {
         "ticket_id": t.id,
         "parent_id": t.id - r.randrange(1, 5000) if u[9] < 0.02 else None,
         "customer_reference": f"PO{n}" if u[10] < 0.2 else None,
@@ -1129,10 +1135,17 @@ def legacy_columns(entity_name: str) -> list[str]:
 
 
 def _pick(u: float, cuts: tuple[float, ...]) -> int:
+    if u >= cuts[-1]:  # the common, quirk-free case
+        return len(cuts)
     for i, cut in enumerate(cuts):
         if u < cut:
             return i
     return len(cuts)
+
+
+@lru_cache(maxsize=4096)
+def _dayfirst_date(v: dt.date) -> str:
+    return f"{v:%d/%m/%Y}"
 
 
 def _dayfirst(v: dt.datetime) -> str:
@@ -1172,7 +1185,7 @@ def _sqlite_renderer(
             b = force if force is not None else _pick(rnd(), (0.004, 0.02))
             if v is None:
                 return "" if b < 2 else None
-            return _dayfirst(v) if b == 0 else f"{v:%Y-%m-%d %H:%M:%S}"
+            return _dayfirst(v) if b == 0 else v.isoformat(" ")
 
         return "TIMESTAMP", stamp
     if col.kind == DATE:
@@ -1181,11 +1194,11 @@ def _sqlite_renderer(
             if v is None:
                 return None
             b = force if force is not None else _pick(rnd(), (0.004,))
-            return f"{v:%d/%m/%Y}" if b == 0 else f"{v:%Y-%m-%d} 00:00:00"
+            return f"{v:%d/%m/%Y}" if b == 0 else v.isoformat() + " 00:00:00"
 
         return "TIMESTAMP", day
     if col.kind == TIME:
-        return "TEXT", lambda v, force: None if v is None else f"{v:%H:%M:%S}"
+        return "TEXT", lambda v, force: None if v is None else v.isoformat()
     if col.kind in (HOURS, SCORE, UNIT):
         return "REAL", None
     if col.kind == SCORE5:
@@ -1219,9 +1232,10 @@ def _render(
     active = [
         (i, f, getattr(f, "empty_only", False)) for i, f in enumerate(renderers) if f is not None
     ]
+    getter = itemgetter(*fields)
     for n, row in enumerate(rows):
         force = n if n < forced else None
-        cells = [row.get(name) for name in fields]
+        cells = list(getter(row))
         for i, f, empty_only in active:
             if not empty_only or cells[i] is None:
                 cells[i] = f(cells[i], force)
@@ -1420,6 +1434,7 @@ def _member(name: str) -> zipfile.ZipInfo:
     """A zip member with a fixed timestamp, so the same seed gives byte-identical files."""
     info = zipfile.ZipInfo(name, date_time=(2025, 10, 26, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = 1  # speed over size; ZipFile(compresslevel=) ignores ZipInfo members
     return info
 
 
@@ -1427,7 +1442,7 @@ class XlsxWriter:
     """Streams one sheet of rows into an .xlsx: header row first, cells typed by Python type."""
 
     def __init__(self, path: Path, sheet: str = "Export"):
-        self.zf = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=3)
+        self.zf = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
         for name, xml in _PARTS.items():
             self.zf.writestr(_member(name), xml)
         self.zf.writestr(
@@ -1446,40 +1461,45 @@ class XlsxWriter:
         self.buffer: list[str] = []
 
     def append(self, values: list[Any]) -> None:
+        """One row. A cell names its position (r=) only after a gap or when it is an error
+        cell (the spec makes r optional; readers place unnamed cells after the previous one)."""
         self.row += 1
         r = self.row
         if len(values) > len(self.letters):
             self.letters = _column_letters(len(values))
+        letters = self.letters
         parts = [f'<row r="{r}">']
         add = parts.append
-        for letter, v in zip(self.letters, values, strict=False):
+        gap = False
+        for i, v in enumerate(values):
             if v is None:
+                gap = True
                 continue
+            ref = f' r="{letters[i]}{r}"' if gap else ""
+            gap = False
             t = type(v)
             if t is str:
                 if "&" in v or "<" in v or ">" in v:
                     v = _xml_text(v)
                 if v and (v[0] in _SPACE or v[-1] in _SPACE or "\n" in v):
-                    add(
-                        f'<c r="{letter}{r}" t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>'
-                    )
+                    add(f'<c{ref} t="inlineStr"><is><t xml:space="preserve">{v}</t></is></c>')
                 else:
-                    add(f'<c r="{letter}{r}" t="inlineStr"><is><t>{v}</t></is></c>')
+                    add(f'<c{ref} t="inlineStr"><is><t>{v}</t></is></c>')
             elif t is int or t is float:
-                add(f'<c r="{letter}{r}"><v>{v!r}</v></c>')
+                add(f"<c{ref}><v>{v!r}</v></c>")
             elif t is dt.datetime:
-                add(f'<c r="{letter}{r}" s="1"><v>{_serial(v)!r}</v></c>')
+                add(f'<c{ref} s="1"><v>{_serial(v)!r}</v></c>')
             elif t is dt.date:
-                add(f'<c r="{letter}{r}" s="2"><v>{(v - EXCEL_EPOCH.date()).days}</v></c>')
+                add(f'<c{ref} s="2"><v>{(v - EXCEL_EPOCH.date()).days}</v></c>')
             elif t is dt.time:
                 frac = (v.hour * 3600 + v.minute * 60 + v.second) / 86400
-                add(f'<c r="{letter}{r}" s="3"><v>{frac!r}</v></c>')
+                add(f'<c{ref} s="3"><v>{frac!r}</v></c>')
             elif t is bool:
-                add(f'<c r="{letter}{r}" t="b"><v>{int(v)}</v></c>')
+                add(f'<c{ref} t="b"><v>{int(v)}</v></c>')
             elif t is CellError:
-                add(f'<c r="{letter}{r}" t="e"><v>{_xml_text(v)}</v></c>')
+                add(f'<c r="{letters[i]}{r}" t="e"><v>{_xml_text(v)}</v></c>')
             elif v is STYLED_EMPTY:
-                add(f'<c r="{letter}{r}" s="4"/>')
+                add(f'<c{ref} s="4"/>')
             else:
                 raise TypeError(f"cannot write {t.__name__} to XLSX")
         add("</row>")
@@ -1539,7 +1559,7 @@ def _export_renderer(col: Column, rnd: Callable[[], float]) -> Renderer:
                 return _serial(v)
             if b == 1:
                 return _dayfirst(v)
-            return f"{v:%Y-%m-%d %H:%M:%S}" if b == 2 else v
+            return v.isoformat(" ") if b == 2 else v
 
         return stamp
     if col.kind == DATE:
@@ -1550,7 +1570,7 @@ def _export_renderer(col: Column, rnd: Callable[[], float]) -> Renderer:
             b = force if force is not None else _pick(rnd(), (0.02, 0.06))
             if b == 0:
                 return (v - EXCEL_EPOCH.date()).days
-            return v if b == 1 else f"{v:%d/%m/%Y}"
+            return v if b == 1 else _dayfirst_date(v)
 
         return day
     if col.kind == TIME:
@@ -1711,7 +1731,7 @@ def _csv_cell(cell: Any) -> Any:
     if cell is None or cell is STYLED_EMPTY:
         return ""
     if isinstance(cell, dt.datetime):
-        return f"{cell:%Y-%m-%d %H:%M:%S}"
+        return cell.isoformat(" ")
     return cell
 
 

@@ -252,6 +252,17 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
     ends = [c.window_end for c in children if c.window_end]
     run.window_start, run.window_end = (min(starts), max(ends)) if starts else (None, None)
     run.entity = "legacy"
+    run.same_file_as = (
+        ImportRun.objects.filter(
+            file_sha256=run.file_sha256,
+            entity="legacy",
+            status=ImportRun.Status.SUCCEEDED,
+            dry_run=False,
+        )
+        .exclude(pk=run.pk)
+        .order_by("-finished_at")
+        .first()
+    )
     run.progress_rows = run.progress_total = run.rows_read
     run.duration_s = time.monotonic() - started
     run.finished_at = timezone.now()

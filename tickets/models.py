@@ -168,7 +168,8 @@ class Comment(Lineage):
 class TimesheetEntry(Lineage):
     locals().update(model_fields("timesheets"))
     ticket_id = models.BigIntegerField(null=True, blank=True)
-    fingerprint = models.CharField(max_length=64, unique=True)
+    # Hex digest: byte-wise "C" collation makes the unique index compare with memcmp.
+    fingerprint = models.CharField(max_length=64, unique=True, db_collation="C")
 
     class Meta:
         verbose_name_plural = "timesheet entries"

@@ -450,6 +450,7 @@ def load_table(
             phases = {"stage": time.monotonic() - started}
             if entity.fingerprint_sql:
                 cursor.execute(f'UPDATE stg SET "{entity.key}" = {entity.fingerprint_sql}')
+            cursor.execute("ANALYZE stg")  # real row counts for the merge's join plans
             drop_superseded(cursor, run, entity, counts)
             window = data_window(cursor, entity)
             rate = counts.rejected / counts.read if counts.read else 0.0
