@@ -299,3 +299,17 @@ def test_command_writes_and_summarises(tmp_path, capsys):
     assert "tickets" in out and str(demo.volumes(0.005).tickets) in out
     with pytest.raises(CommandError):
         call_command("generate_demo_data", "--out", str(tmp_path), "--scale", "0")
+
+
+def test_generated_rows_use_only_registry_fields():
+    """A misspelt field would silently become an empty column: every stream names real fields."""
+    world = demo.build_world(3, 0.01)
+    streams = {
+        "tickets": demo.export_ticket_rows(world),
+        "comments": demo.export_comment_rows(world),
+        "timesheets": demo.export_timesheet_rows(world),
+    }
+    for name, rows in streams.items():
+        fields = {c.field for c in ENTITIES[name].columns}
+        for row in rows:
+            assert set(row) == fields, (name, set(row) ^ fields)
