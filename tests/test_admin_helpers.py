@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
@@ -75,6 +76,12 @@ def wait_status(run_id: int, statuses: set[str], timeout: float = 90.0) -> Impor
     return wait_for(done, timeout, what=f"run {run_id} to reach {statuses}")
 
 
+def _database_url(db: dict) -> str:
+    """The test database (test_<name>) as a URL for a subprocess."""
+    auth = quote(db["USER"] or "postgres") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 class Worker:
     """A real `celery worker` subprocess on the test database and the real Redis broker."""
 
@@ -83,7 +90,7 @@ class Worker:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "servicedesk.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": _database_url(db),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "IMPORT_ARCHIVE_DIR": str(settings.IMPORT_ARCHIVE_DIR),
             "CELERY_TASK_ALWAYS_EAGER": "false",

@@ -7,6 +7,7 @@ Needs Debian's `chromium` and `chromium-driver` packages.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import time
 from pathlib import Path
@@ -65,6 +66,14 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _shot(driver, name: str) -> None:
+    """BROWSER_SCREENSHOTS=DIR keeps what the user saw, for a person to look at."""
+    target = os.environ.get("BROWSER_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(target) / f"{name}.png"))
+
+
 def _wait_css(driver, selector: str, timeout: float = 90.0):
     from selenium.webdriver.common.by import By
 
@@ -98,6 +107,7 @@ def test_upload_preview_confirm_progress_and_report(browser, live_server, tmp_pa
 
         # The preview appears by itself once the worker's dry run is done.
         _wait_css(browser, "#confirm-button")
+        _shot(browser, "1-preview")
         assert browser.find_element(By.ID, "count-inserted").text == "2999"
         assert browser.find_element(By.ID, "count-rejected").text == "1"
         assert Ticket.objects.count() == 0
@@ -106,9 +116,11 @@ def test_upload_preview_confirm_progress_and_report(browser, live_server, tmp_pa
         # The real run's page: progress bar polled, then the outcome.
         _wait_css(browser, "#import-run")
         saw_progress = bool(browser.find_elements(By.ID, "progress-fill"))
+        _shot(browser, "2-progress")
         outcome = _wait_css(browser, "#outcome, #error-summary", timeout=120)
         assert outcome.get_attribute("id") == "outcome", outcome.text
         assert "Import succeeded" in outcome.text
+        _shot(browser, "3-outcome")
         assert browser.find_element(By.ID, "count-inserted").text == "2999"
         run = ImportRun.objects.filter(dry_run=False).get()
         assert run.status == "succeeded" and Ticket.objects.count() == 2999
