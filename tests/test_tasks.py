@@ -131,3 +131,26 @@ def test_two_runs_for_one_entity_never_write_at_once(tmp_path):
         holder.close()
     thread.join(timeout=60)
     assert result["status"] == "succeeded" and Ticket.objects.count() == 50
+
+
+@pytest.mark.django_db
+def test_progress_snapshot_reports_rows_and_eta():
+    started = timezone.now() - timedelta(seconds=10)
+    run = ImportRun.objects.create(
+        source_kind="xlsx",
+        status="running",
+        started_at=started,
+        progress_rows=100,
+        progress_total=300,
+    )
+    snap = imports.progress_snapshot(run)
+    assert (snap["done"], snap["total"], snap["percent"], snap["finished"]) == (
+        100,
+        300,
+        33.3,
+        False,
+    )
+    assert 19 <= snap["eta_s"] <= 22  # 200 rows left at 10 rows/s
+    run.status, run.error_summary = "failed", "boom"
+    snap = imports.progress_snapshot(run)
+    assert snap["finished"] and snap["eta_s"] is None and snap["error_summary"] == "boom"
