@@ -860,13 +860,14 @@ def _day_counts(rng: Random, days: list[dt.datetime], n: int) -> list[int]:
 class _TimesheetMaker:
     """Timesheet rows; plain ``random()`` indexing because this runs 1.4M times at scale 10."""
 
-    TIMES = [dt.time(q // 4, (q % 4) * 15) for q in range(96)]
+    TIMES = [dt.time(m // 60, m % 60) for m in range(1440)]
     SUBS = ("Incident", "Service Request", "Change")
 
     def __init__(self, world: World, rng: Random):
         self.world, self.rng = world, rng
         self.agent_cum = list(accumulate(world.agent_weights))
         self.hours_cum = list(accumulate(HOUR_CHOICES[1]))
+        self.taken: set[tuple[int, int]] = set()  # (agent, start minute) of the current day
 
     def make(
         self, day: dt.date, crm_id: int, agent: int | None, account: int | None
@@ -877,8 +878,15 @@ class _TimesheetMaker:
         person = w.agents[agent]
         acct = w.accounts[account if account is not None else int(rnd() * len(w.accounts))]
         hours = HOUR_CHOICES[0][bisect(self.hours_cum, rnd() * self.hours_cum[-1])]
-        start_q = 28 + int(rnd() * 36)  # 07:00 - 15:45 in quarter hours
-        end_q = min(start_q + round(hours * 4), 95)
+        start = (28 + int(rnd() * 36)) * 15  # 07:00 - 15:45, on the quarter hour
+        # One entry per agent and start time a day, so no two rows are identical (no accidental
+        # duplicate fingerprints): a clash moves the start by a minute.
+        for _ in range(1440):
+            if (agent, start) not in self.taken:
+                break
+            start = (start + 1) % 1440
+        self.taken.add((agent, start))
+        end = min(start + round(hours * 60), 1439)
         admin = crm_id == 0
         kind = ADMIN_KINDS[int(rnd() * len(ADMIN_KINDS))]
         u = rnd()
@@ -888,8 +896,8 @@ class _TimesheetMaker:
             "title": kind if admin else f"Ticket #{crm_id}",
             "description": f"{kind}, weekly" if admin else f"Work on ticket {crm_id}, {acct.name}",
             "work_date": day,
-            "time_from": self.TIMES[start_q],
-            "time_to": self.TIMES[end_q],
+            "time_from": self.TIMES[start],
+            "time_to": self.TIMES[end],
             "entry_type": "Admin" if admin else "Ticket",
             "category": "Admin" if admin else "Support",
             "sub_category": kind if admin else self.SUBS[int(u * 3)],
@@ -916,6 +924,7 @@ class _TimesheetMaker:
         admin_p = ADMIN_SHARE / (1 - LINKED_SHARE)
         for day, n_other in zip(days, other_counts, strict=True):
             d = day.date()
+            self.taken = set()
             for ticket_id, agent, account in linked.get(d, ()):
                 yield self.make(d, ticket_id, agent, account)
             for _ in range(n_other):
