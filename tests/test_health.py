@@ -206,7 +206,8 @@ def celery_worker():
 
 def test_celery_check_without_worker_is_critical(settings):
     settings.HEALTH_CELERY_TIMEOUT_S = 0.3
-    lonely = Celery("lonely", broker="redis://127.0.0.1:6379/15")  # no worker listens here
+    # No worker listens on this broker db; not the current app, or shared tasks would bind to it.
+    lonely = Celery("lonely", broker="redis://127.0.0.1:6379/15", set_as_current=False)
     result = health.check_celery(lonely)
     assert result.status == CRITICAL and "unavailable" in result.message
 
