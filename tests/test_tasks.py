@@ -154,3 +154,28 @@ def test_progress_snapshot_reports_rows_and_eta():
     run.status, run.error_summary = "failed", "boom"
     snap = imports.progress_snapshot(run)
     assert snap["finished"] and snap["eta_s"] is None and snap["error_summary"] == "boom"
+
+
+@pytest.mark.django_db
+def test_time_limit_marks_the_run_failed_with_the_reason(tmp_path, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(imports, "import_file", too_slow)
+    run = queued_run(tickets_csv(tmp_path / "t.csv", range(1, 3)))
+    assert run_import_task.run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert "CELERY_TASK_SOFT_TIME_LIMIT" in run.error_summary and Ticket.objects.count() == 0
+
+
+def test_stale_run_check_is_scheduled_and_tasks_are_registered(settings):
+    from servicedesk.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["fail-stale-import-runs"]
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks and "tickets.tasks.run_import_task" in app.tasks
+    assert run_import_task.acks_late and settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert visibility > settings.CELERY_TASK_TIME_LIMIT

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
@@ -211,6 +212,12 @@ def execute_run(run_id: int) -> str:
                 )
         except ImportFailed:
             pass  # the pipeline already recorded the failure and its reason
+        except SoftTimeLimitExceeded:
+            mark_failed(
+                run_id,
+                f"The import took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s "
+                "(CELERY_TASK_SOFT_TIME_LIMIT) and was stopped; nothing was written.",
+            )
         except Exception as exc:  # never leave a run looking alive or successful
             log.exception("import run %s crashed", run_id)
             mark_failed(run_id, f"{type(exc).__name__}: {exc}")
