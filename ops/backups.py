@@ -213,7 +213,7 @@ def check_free_space(directory: Path, needed: int) -> None:
 # --- backup ----------------------------------------------------------------------------------
 
 
-def backup(reason: str = "manual") -> Backup:
+def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
     """Dump the current database (pg_dump -Fc), record it, then apply retention.
 
     Row counts, metrics and the dump all read one exported snapshot, so the recorded facts match
@@ -283,7 +283,8 @@ def backup(reason: str = "manual") -> Backup:
     record.metrics = metrics
     record.error = metrics_error
     record.save()
-    prune()
+    if apply_retention:
+        prune()
     return record
 
 
@@ -410,7 +411,9 @@ def restore(path: str | Path, confirm: bool = False) -> RestoreReport:
     t0 = time.monotonic()
     check = verify_archive(path)
     before = row_counts()
-    safety = backup(reason="safety")
+    # No retention here: it could delete the very archive being restored (the next scheduled
+    # backup prunes as usual).
+    safety = backup(reason="safety", apply_retention=False)
     catalog = _save_catalog()
 
     sd = _active_settings()

@@ -145,6 +145,18 @@ def test_restore_reports_row_count_changes():
     assert Ticket.objects.count() == 3
 
 
+def test_restore_never_prunes_the_archive_it_restores(settings):
+    settings.BACKUP_KEEP_COUNT = 1
+    settings.BACKUP_KEEP_DAYS = 0
+    make_data(tickets=3)
+    record = backups.backup("old")
+    Ticket.objects.all().delete()
+    backups.restore(record.path, confirm=True)
+    assert Ticket.objects.count() == 3
+    assert Path(record.path).is_file()
+    assert Backup.objects.get(pk=record.pk).status == Backup.Status.SUCCEEDED
+
+
 def test_restore_refuses_without_confirm():
     make_data()
     record = backups.backup("x")
