@@ -1,7 +1,7 @@
 """The read-only PostgreSQL role Grafana connects as (SPEC §6), and the platform views it reads.
 
-Grafana may only SELECT from views: the metric views of `metrics/migrations` (plus the one-row
-`metric_settings` the registry SQL reads) and the `platform_*` views defined here over the
+Grafana may only SELECT what the metric SQL reads (`metrics.registry.METRIC_RELATIONS`: the metric
+views, facts and the one-row `metric_settings`) and the `platform_*` views defined here over the
 operations records (imports, backups, restore drills, health snapshots, benchmarks). A view runs
 with its owner's rights, so the role reads those rows without any grant on the base tables.
 
@@ -12,6 +12,8 @@ every `migrate`, because a migration that recreates a view drops the grants on i
 from __future__ import annotations
 
 from django.db import connections, transaction
+
+from metrics.registry import METRIC_RELATIONS
 
 #: Platform views: name -> SELECT. Explicit columns only (no `*`), so adding a model field never
 #: breaks them and free-text error columns are shortened for dashboards.
@@ -52,9 +54,6 @@ FROM ops_benchmarkresult x
 JOIN ops_benchmarkrun r ON r.id = x.run_id""",
 }
 
-#: Relations the role may read besides the views: the settings row the metric SQL consults.
-EXTRA_READABLE = ("metric_settings",)
-
 
 def ensure_platform_views(using: str = "default") -> None:
     """(Re)create the platform views in one transaction (drop + create: columns may change)."""
@@ -64,19 +63,10 @@ def ensure_platform_views(using: str = "default") -> None:
             cursor.execute(f"CREATE VIEW {name} AS {select.strip()}")
 
 
-def readable_relations(using: str = "default") -> list[str]:
-    """Every relation the role may SELECT: metric views, materialised facts, platform views."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND ("
-            "  (c.relkind IN ('v', 'm') AND (c.relname LIKE 'metric\\_%%' "
-            "                                OR c.relname LIKE 'platform\\_%%'))"
-            "  OR c.relname = ANY(%s)) "
-            "ORDER BY c.relname",
-            [list(EXTRA_READABLE)],
-        )
-        return [row[0] for row in cursor.fetchall()]
+def readable_relations() -> list[str]:
+    """Every relation the role may SELECT: what the metric SQL reads (the registry's
+    METRIC_RELATIONS) and the platform views. Nothing else, whatever else exists."""
+    return sorted({*METRIC_RELATIONS, *PLATFORM_VIEWS})
 
 
 def ensure_readonly_role(role: str, password: str | None, using: str = "default") -> list[str]:
@@ -91,7 +81,7 @@ def ensure_readonly_role(role: str, password: str | None, using: str = "default"
     q = connection.ops.quote_name
     with transaction.atomic(using=using), connection.cursor() as cursor:
         ensure_platform_views(using)
-        relations = readable_relations(using)
+        relations = readable_relations()
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
         verb = "ALTER" if cursor.fetchone() else "CREATE"
         options = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
