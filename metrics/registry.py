@@ -44,6 +44,7 @@ METRIC_RELATIONS: tuple[str, ...] = (
     "metric_comment_counts",
     "metric_agent_day_facts",
     "metric_linked_timesheet_facts",
+    "metric_agent_ticket_facts",
     "metric_root_cause_audits",
 )
 
@@ -243,6 +244,12 @@ FROM s
 WHERE tickets >= {MIN_MATRIX_CELL}
 ORDER BY team, tickets DESC, category"""
 
+_NO_PERIOD = f"({_FROM} IS NULL AND {_TO} IS NULL)"
+
+# 3.2 reads per-pair rows (agent x linked ticket, with its first and last work day): a pair
+# wholly inside the period counts at once, one wholly outside never, and only pairs crossing a
+# period boundary look at their per-day rows. Hours come from the per-agent-day rows (per-pair
+# rows with a team but no period).
 _SQL_3_2 = f"""WITH h AS (
   SELECT a.agent, sum(a.hours) AS hours
   FROM metric_agent_day_facts a
@@ -251,15 +258,25 @@ _SQL_3_2 = f"""WITH h AS (
   UNION ALL
   SELECT l.agent, sum(l.hours) AS hours
   FROM metric_linked_timesheet_facts l
-  WHERE l.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND l.team = {_TEAM}
+  WHERE l.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND NOT {_NO_PERIOD} AND l.team = {_TEAM}
     AND {_period("l.work_start")}
   GROUP BY l.agent
-), pairs AS (  -- hashed DISTINCT: much cheaper than count(DISTINCT) sorting per agent
-  SELECT DISTINCT l.agent, l.ticket_id
-  FROM metric_linked_timesheet_facts l
-  WHERE l.agent IS NOT NULL AND {_period("l.work_start")} AND {_team("l.team")}
+  UNION ALL
+  SELECT p.agent, sum(p.hours) AS hours
+  FROM metric_agent_ticket_facts p
+  WHERE p.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND {_NO_PERIOD} AND p.team = {_TEAM}
+  GROUP BY p.agent
 ), k AS (
-  SELECT agent, count(*) AS tickets FROM pairs GROUP BY agent
+  SELECT p.agent, count(*) AS tickets
+  FROM metric_agent_ticket_facts p
+  WHERE p.agent IS NOT NULL AND {_team("p.team")}
+    AND ({_FROM} IS NULL OR p.last_start >= {_FROM}) AND ({_TO} IS NULL OR p.first_start < {_TO})
+    AND ((({_FROM} IS NULL OR p.first_start >= {_FROM}) AND ({_TO} IS NULL OR p.last_start < {_TO}))
+         OR EXISTS (
+           SELECT 1 FROM metric_linked_timesheet_facts l
+           WHERE l.ticket_id = p.ticket_id AND l.agent = p.agent AND {_period("l.work_start")}
+         ))
+  GROUP BY p.agent
 )
 SELECT h.agent, round(h.hours, 2) AS hours, coalesce(k.tickets, 0) AS tickets,
        round(h.hours / nullif(k.tickets, 0), 2) AS hours_per_ticket
@@ -294,10 +311,17 @@ _UNLINKED_CTES = f"""o AS (
          coalesce(sum(a.hours), 0) AS hours
   FROM metric_agent_day_facts a
   WHERE {_TEAM} IS NULL AND {_period("a.work_start")}
-), l AS (
-  SELECT coalesce(sum(l.entries), 0) AS entries, coalesce(sum(l.hours), 0) AS hours
-  FROM metric_linked_timesheet_facts l
-  WHERE {_TEAM} IS NULL AND {_period("l.work_start")}
+), l AS (  -- linked rows: per-pair totals without a period, else the per-day rows
+  SELECT coalesce(sum(x.entries), 0) AS entries, coalesce(sum(x.hours), 0) AS hours
+  FROM (
+    SELECT l.entries, l.hours
+    FROM metric_linked_timesheet_facts l
+    WHERE {_TEAM} IS NULL AND NOT {_NO_PERIOD} AND {_period("l.work_start")}
+    UNION ALL
+    SELECT p.entries, p.hours
+    FROM metric_agent_ticket_facts p
+    WHERE {_TEAM} IS NULL AND {_NO_PERIOD}
+  ) x
 )"""
 
 _SQL_4_2 = f"""WITH t AS (

@@ -389,13 +389,17 @@ def data_window(cursor: Any, entity: Entity) -> tuple[Any, Any]:
     return lo, hi
 
 
-def refresh_derived() -> float | None:
-    """Refresh the materialised metric facts after a successful load (SPEC §5.3)."""
+def refresh_derived(entity: str | None = None) -> float | None:
+    """Refresh the metric facts after a successful load (SPEC §5.3).
+
+    With `entity` (inside a run, `stg` still present) only what the run's rows can change is
+    recomputed; without it (migrate_legacy, after all tables) everything is rebuilt.
+    """
     try:
         from metrics.facts import refresh_facts
     except ImportError:  # metrics app without facts (early migrations): nothing to refresh
         return None
-    return refresh_facts()
+    return refresh_facts(entity=entity)
 
 
 def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> None:
@@ -466,7 +470,7 @@ def load_table(
                             raise _DryRunRollback
                         if refresh:
                             mark = time.monotonic()
-                            refresh_derived()
+                            refresh_derived(entity.name)
                             phases["refresh"] = time.monotonic() - mark
                 except _DryRunRollback:
                     pass

@@ -1,0 +1,130 @@
+"""Incremental fact maintenance after an import equals a full rebuild (metrics.facts).
+
+Each import below goes through the real pipeline (which refreshes the facts for the run's
+entity inside its transaction); the fact tables are then compared row for row with what a full
+rebuild produces from the same raw tables.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from metrics import facts
+from metrics.compute import compute
+from tests import files as f
+from tests.test_metrics import build
+from tickets.pipeline import import_file
+
+
+def fact_rows() -> dict[str, list[tuple]]:
+    rows = {}
+    with connection.cursor() as cursor:
+        for table in facts.FACT_TABLES:
+            cursor.execute(f"SELECT * FROM {table}")
+            rows[table] = sorted(cursor.fetchall(), key=repr)
+    return rows
+
+
+@pytest.fixture
+def rebuilds(db, monkeypatch):
+    """Counts full rebuilds (the real function still runs)."""
+    calls = []
+    real = facts.rebuild
+
+    def counting(cursor):
+        calls.append(1)
+        return real(cursor)
+
+    monkeypatch.setattr(facts, "rebuild", counting)
+    with override_settings(MIN_TEAM_SAMPLE=2):
+        build()
+        facts.refresh_facts()
+        calls.clear()
+        yield calls
+
+
+def assert_same_as_full_rebuild() -> None:
+    incremental = fact_rows()
+    before = compute()
+    facts.refresh_facts()
+    assert fact_rows() == incremental
+    assert compute() == before
+
+
+def load(tmp_path, entity: str, rows: list[dict]) -> None:
+    path = f.write_csv(tmp_path / f"{entity}.csv", entity, rows)
+    run = import_file(path, entity=entity)
+    assert run.status == "succeeded", run.error_summary
+
+
+def test_tickets_import_updates_only_its_tickets(tmp_path, rebuilds):
+    load(
+        tmp_path,
+        "tickets",
+        [
+            f.ticket(21, team="Alpha", created_at="2025-08-01 10:00:00"),  # Beta -> Alpha
+            f.ticket(5000, team="Beta", status="Open"),  # links an orphan timesheet row
+            f.ticket(999, team="Gamma"),  # its comments stop being orphans
+        ],
+    )
+    assert rebuilds == []
+    assert_same_as_full_rebuild()
+
+
+def test_comments_import(tmp_path, rebuilds):
+    load(
+        tmp_path,
+        "comments",
+        [
+            # Moves to ticket 2, taking its (ticket, time) quality match away from ticket 3.
+            f.comment(1005, 2, created_at="2025-07-03 12:00:00"),
+            f.comment(1030, 4, created_at="2025-07-04 12:00:00"),  # a third at that time
+            f.comment(1031, 13, user_name="brian"),  # automation
+            f.comment(1032, 777),  # orphan
+        ],
+    )
+    assert rebuilds == []
+    assert_same_as_full_rebuild()
+
+
+def test_comment_moving_away_unseen_falls_back_to_a_rebuild(tmp_path, rebuilds):
+    load(tmp_path, "comments", [f.comment(1021, 1)])  # from ticket 31, no quality match
+    assert rebuilds == [1]
+    assert_same_as_full_rebuild()
+
+
+def test_timesheets_window_import(tmp_path, rebuilds):
+    load(
+        tmp_path,
+        "timesheets",
+        [  # 2025-08-02 .. 08-03: rows not in the file are deleted (t21 loses all its rows)
+            f.timesheet(1, "02/08/2025", 0, user_full_name="Ann Smith", username="asmith"),
+            f.timesheet(2, "03/08/2025", 22, user_full_name="Bo Kim", username="bkim"),
+            f.timesheet(3, "03/08/2025", 22, user_full_name="Dee New", username="dnew"),
+            f.timesheet(4, "03/08/2025", 0, user_full_name="Dee New", username="dnew"),
+            f.timesheet(5, "02/08/2025", 4242, user_full_name="Ann Smith", username="asmith"),
+        ],
+    )
+    assert rebuilds == []
+    assert_same_as_full_rebuild()
+
+
+def test_quality_import(tmp_path, rebuilds):
+    quality = [
+        {"comment_key": "1001", "ticket_id": 1, "quality_score": "2.1", "quality_tier": "Poor"},
+        {"comment_key": "1010", "ticket_id": 4, "quality_score": "4.9"},  # id match
+        {"comment_key": "1017", "quality_score": "3.9"},  # id match, no ticket given
+        {"comment_key": "x-1", "quality_score": "1.0", "team": "Beta"},  # no match
+    ]
+    load(tmp_path, "comment_quality", quality)
+    assert rebuilds == []
+    assert_same_as_full_rebuild()
+
+
+def test_settings_change_rebuilds(rebuilds):
+    with override_settings(CLOSED_STATUSES=["closed"], MIN_TEAM_SAMPLE=2):
+        compute(["1.3"])
+    assert rebuilds == [1]
+    facts.refresh_facts()  # back to the fixture's settings
