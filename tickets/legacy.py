@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 
+from tickets import legacy_worker
 from tickets import values as v
 from tickets.columns import ENTITIES, LEGACY_ORDER
 from tickets.models import ImportRun
@@ -127,7 +128,9 @@ def migrate_legacy(
                 report.missing_tables.append(table_name)
                 continue
             jobs.append((table_name, entity_name))
-        _CHILD_CONTEXT.update(path=path, sha256=report.sha256, dry_run=dry_run, user=user)
+        _CHILD_CONTEXT.update(
+            path=path, sha256=report.sha256, dry_run=dry_run, user_id=getattr(user, "pk", None)
+        )
         _CHILD_CONTEXT["progress_for"] = progress_for
         report.tables = _run_jobs(conn, jobs, _worker_count(workers))
         if not dry_run and any(t.status == ImportRun.Status.SUCCEEDED for t in report.tables):
@@ -141,14 +144,14 @@ def migrate_legacy(
         conn.close()
 
 
-# Set before forking so child processes inherit it (closures cannot be pickled).
+# What every table load needs besides its name; sent to each worker process at start.
 _CHILD_CONTEXT: dict[str, Any] = {}
 
 
 def _worker_count(requested: int | None) -> int:
     workers = requested or settings.LEGACY_LOAD_WORKERS
-    # Inside a transaction (tests, callers' atomic blocks) children could not see its rows;
-    # a daemonic process (Celery prefork worker) may not fork children.
+    # Inside a transaction (a caller's atomic block) other processes could not see its rows;
+    # a daemonic process (Celery prefork worker) may not start children.
     if connection.in_atomic_block or multiprocessing.current_process().daemon:
         return 1
     return max(1, workers)
@@ -164,33 +167,39 @@ def _run_jobs(conn, jobs: list[tuple[str, str]], workers: int) -> list[TableResu
     rest = [j for j in jobs if j not in head]
     sizes = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t, _ in rest}
     rest.sort(key=lambda j: -sizes[j[0]])  # biggest first balances the workers
-    connections.close_all()  # never share a PostgreSQL connection across fork
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {table: pool.submit(_load_in_child, table, entity) for table, entity in rest}
+    # Spawned, not forked: a forked child would inherit live PostgreSQL/Redis sockets.
+    context = {k: v for k, v in _CHILD_CONTEXT.items() if k != "progress_for"}
+    context["progress"] = _CHILD_CONTEXT.get("progress_for") is not None
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=legacy_worker.init,
+        initargs=(dict(connection.settings_dict), context),
+    ) as pool:
+        futures = {table: pool.submit(legacy_worker.load, table, entity) for table, entity in rest}
         for table, future in futures.items():
             results[table] = future.result()
     return [results[table] for table, _ in jobs]
 
 
-def _load_in_child(table_name: str, entity_name: str) -> TableResult:
+def load_in_child(table_name: str, entity_name: str) -> TableResult:
+    """Run in a worker process set up by `tickets.legacy_worker.init`."""
     conn = connect(_CHILD_CONTEXT["path"])
     try:
         return _load_one(conn, table_name, entity_name)
     finally:
         conn.close()
-        connections.close_all()
 
 
 def _load_one(conn, table_name: str, entity_name: str) -> TableResult:
     ctx = _CHILD_CONTEXT
-    path, progress_for = ctx["path"], ctx["progress_for"]
+    path, progress_for = ctx["path"], ctx.get("progress_for")
     raw = table_reader(conn, path, table_name)
     run = ImportRun(
         source_kind=ImportRun.SourceKind.SQLITE,
         file_name=f"{path.name}:{table_name}",
         file_sha256=ctx["sha256"],
-        created_by=ctx["user"],
+        created_by_id=ctx["user_id"],
     )
     dry_run = ctx["dry_run"]
     result = TableResult(table=table_name, entity=entity_name, source_rows=raw.total or 0)

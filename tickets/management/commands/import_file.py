@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from tickets.columns import ENTITIES
-from tickets.management.commands._progress import Bars
 from tickets.pipeline import ImportFailed, import_file
+from tickets.progress import Bars
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tickets.columns import LEGACY_ORDER
 from tickets.legacy import migrate_legacy
-from tickets.management.commands._progress import Bars
+from tickets.progress import Bars
 from tickets.readers.base import SourceError
 
 
