@@ -82,7 +82,9 @@ def main() -> int:
     args = parser.parse_args()
 
     setup = {"reused": True}
-    if not (args.reuse and has_data(args.database)):
+    if args.reuse and has_data(args.database):
+        manage(["migrate", "--noinput", "-v0"], args.database)  # schema of this checkout
+    else:
         setup = load(args.database, args.scale, args.out)
     os.environ["DATABASE_URL"] = database_url(args.database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servicedesk.settings")
@@ -133,6 +135,7 @@ def main() -> int:
         boards[board["title"].removeprefix("Service desk - ")] = result
     conn.close()
     out = {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "scale": args.scale,
         "database": args.database,
         "rows": {"tickets": tickets, "comments": comments, "timesheets": timesheets},
