@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -287,8 +288,23 @@ def _check_year(value: dt.datetime | dt.date) -> None:
         raise InvalidValue(f"year {value.year} outside {MIN_YEAR}-{MAX_YEAR}")
 
 
+_horizon: list = [0.0, None, None]  # [computed at (monotonic), datetime limit, date limit]
+
+
+def _future_limits() -> tuple[dt.datetime, dt.date]:
+    """Now + 1 day, recomputed once a minute: a clock read per cell costs more than the parse."""
+    now = time.monotonic()
+    if now - _horizon[0] > 60 or _horizon[1] is None:
+        _horizon[:] = [
+            now,
+            dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+            dt.date.today() + dt.timedelta(days=1),
+        ]
+    return _horizon[1], _horizon[2]
+
+
 def _future_warning(value: dt.datetime) -> str | None:
-    if value > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+    if value > _future_limits()[0]:
         return "date more than a day in the future"
     return None
 
@@ -313,7 +329,7 @@ def parse_date(raw: Any) -> Parsed:
     _check_year(value)
     day = value.date()
     warning = None
-    if day > dt.date.today() + dt.timedelta(days=1):
+    if day > _future_limits()[1]:
         warning = "date more than a day in the future"
     return Parsed(day, warning)
 

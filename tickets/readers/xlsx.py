@@ -70,6 +70,23 @@ def _tags(xml: bytes, name: bytes) -> list[dict[bytes, bytes]]:
     return [dict(_ATTR.findall(m.group(0))) for m in _TAG[name].finditer(xml)]
 
 
+def _collect_errors(data: bytes, end: int, origin: tuple[int, int], found: dict) -> None:
+    """Find error cells with C-speed `bytes.find`, then parse only those few cells."""
+    at = data.find(b't="e"', 0, end)
+    while at != -1:
+        start = data.rfind(b"<c ", 0, at)
+        stop = data.find(b"</c>", at, end)
+        if start == -1 or stop == -1:
+            break
+        match = _ERROR_CELL.match(data, start, stop + 4)
+        if match:
+            col, row, value = match.groups()
+            found.setdefault(int(row) - origin[0], []).append(
+                (_column_index(col) - origin[1], value.decode(errors="replace"))
+            )
+        at = data.find(b't="e"', stop, end)
+
+
 def error_cells(path: Path, sheet_name: str, origin: tuple[int, int]) -> dict[int, list]:
     """Row -> [(column, error text)] of the sheet's error cells, which calamine reports as empty.
 
@@ -104,10 +121,7 @@ def error_cells(path: Path, sheet_name: str, origin: tuple[int, int]) -> dict[in
             while chunk := fh.read(CHUNK):
                 data = tail + chunk
                 cut = data.rfind(b"</c>") + 4 if b"</c>" in data else 0
-                for col, row, value in _ERROR_CELL.findall(data, 0, cut):
-                    found.setdefault(int(row) - origin[0], []).append(
-                        (_column_index(col) - origin[1], value.decode(errors="replace"))
-                    )
+                _collect_errors(data, cut, origin, found)
                 tail = data[cut:]
         return found
 
