@@ -12,11 +12,14 @@ times every metric with ops.benchmarks. Targets: refresh <= 5 s, every metric p9
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -153,6 +156,107 @@ def ensure_database(name: str, admin_url: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
+def _csv_value(value: Any) -> Any:
+    """A stored value as an export cell the readers parse back to the same value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return value
+
+
+def typical_import(directory: Path, days: int) -> dict[str, Any]:
+    """Re-export the newest `days` of data, changed a little, and import it file by file.
+
+    Shaped like a routine export: the window's tickets (a tenth of the open ones now closed),
+    their comments plus a new one on every twentieth ticket, the window's timesheet rows minus
+    every fiftieth (deleted by the window replace) and the window's quality results. Returns
+    per-entity rows and the seconds `refresh_facts` took inside each run.
+    """
+    import csv
+
+    from django.db import connection
+
+    from metrics import facts
+    from tickets.columns import ENTITIES
+    from tickets.pipeline import import_file
+
+    timings: dict[str, float] = {}
+    real = facts.refresh_facts
+
+    def timed(*args: Any, **kwargs: Any) -> float:
+        seconds = real(*args, **kwargs)
+        timings[kwargs.get("entity") or "all"] = round(seconds, 3)
+        return seconds
+
+    queries = {
+        "tickets": "SELECT {cols}, CASE WHEN ticket_id % 10 = 0 AND status NOT IN ('Closed', "
+        "'Resolved') THEN 'Closed' ELSE status END AS status FROM tickets_ticket "
+        "WHERE created_at >= (SELECT max(created_at) FROM tickets_ticket) - %(span)s",
+        "comments": "SELECT {cols} FROM tickets_comment WHERE ticket_id IN (SELECT ticket_id "
+        "FROM tickets_ticket WHERE created_at >= (SELECT max(created_at) FROM tickets_ticket) "
+        "- %(span)s) UNION ALL SELECT {new_comment} FROM tickets_ticket WHERE ticket_id % 20 = 0 "
+        "AND created_at >= (SELECT max(created_at) FROM tickets_ticket) - %(span)s",
+        "timesheets": "SELECT {cols} FROM tickets_timesheetentry WHERE id % 50 <> 0 AND "
+        "work_date > (SELECT max(work_date) FROM tickets_timesheetentry "
+        "WHERE work_date <= current_date) - %(span)s",
+        "comment_quality": "SELECT {cols} FROM tickets_commentquality "
+        "WHERE created_at >= (SELECT max(created_at) FROM tickets_commentquality) - %(span)s",
+    }
+    out: dict[str, Any] = {"days": days, "rows": {}}
+    facts.refresh_facts = timed  # the pipeline imports it by name at call time
+    try:
+        for entity, sql in queries.items():
+            fields = [c.field for c in ENTITIES[entity].columns]
+            cols = ", ".join(
+                f'"{f}"' for f in fields if not (entity == "tickets" and f == "status")
+            )
+            new_comment = ", ".join(
+                {
+                    "comment_id": "9000000000 + ticket_id",
+                    "created_at": "created_at + interval '1 hour'",
+                    "comment_type": "'comments'",
+                    "user_name": "'bench agent'",
+                }.get(f, "ticket_id" if f == "ticket_id" else "NULL")
+                + f' AS "{f}"'
+                for f in fields
+            )
+            with connection.cursor() as cursor:
+                span = dt.timedelta(days=days) if entity != "timesheets" else days
+                cursor.execute(sql.format(cols=cols, new_comment=new_comment), {"span": span})
+                names = [c.name for c in cursor.description]
+                rows = cursor.fetchall()
+            path = directory / f"typical_{entity}.csv"
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                by_field = {c.field: c.header for c in ENTITIES[entity].columns}
+                writer.writerow([by_field[n] for n in names])
+                writer.writerows([_csv_value(v) for v in row] for row in rows)
+            run = import_file(path, entity=entity)
+            out["rows"][entity] = {
+                "read": run.rows_read,
+                "inserted": run.rows_inserted,
+                "updated": run.rows_updated,
+                "deleted": run.rows_deleted,
+                "status": run.status,
+            }
+    finally:
+        facts.refresh_facts = real
+    out["refresh_facts_s"] = timings
+    return out
+
+
+def load_legacy(path: Path) -> float:
+    """The real demo data: `manage.py migrate_legacy` of a generate_demo_data database."""
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate_legacy", str(path), verbosity=0)
+    return round(time.perf_counter() - started, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=10)
@@ -160,6 +264,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--database", default="sd_bench_metrics")
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
+    parser.add_argument(
+        "--legacy",
+        type=Path,
+        help="load this demo legacy database (manage.py generate_demo_data --scale 10) with "
+        "migrate_legacy instead of generating rows in SQL",
+    )
+    parser.add_argument(
+        "--import-days",
+        type=int,
+        default=7,
+        help="size of the typical import timed after the full rebuilds (0: skip)",
+    )
     args = parser.parse_args()
 
     admin_url = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -177,18 +293,37 @@ def main() -> None:
     from ops.benchmarks import run_benchmark
 
     call_command("migrate", verbosity=0)
-    generate_s = None
-    if not args.reuse:
+    generate_s = legacy_s = None
+    if args.legacy and not args.reuse:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE tickets_ticket, tickets_comment, tickets_timesheetentry, "
+                "tickets_commentquality, tickets_commentsentiment, tickets_rootcauseaudit, "
+                "tickets_importissue, tickets_importrun CASCADE"
+            )
+        legacy_s = load_legacy(args.legacy)
+    elif not args.reuse:
         started = time.perf_counter()
         with connection.cursor() as cursor:
             for sql in generate_sql(args.scale):
                 cursor.execute(sql)
         generate_s = round(time.perf_counter() - started, 2)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # as autovacuum would have by the time of the next import
 
     refreshes = []
+    load_before = [round(x, 2) for x in os.getloadavg()]
     for _ in range(3):
-        with transaction.atomic():  # as the import pipeline does, inside its transaction
+        with transaction.atomic():  # as migrate_legacy does: a full rebuild
             refreshes.append(round(refresh_facts(), 3))
+
+    typical = None
+    if args.import_days:
+        with tempfile.TemporaryDirectory() as tmp:
+            typical = typical_import(Path(tmp), args.import_days)
+        typical["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
 
     report = run_benchmark(args.runs, args.warmup, 100.0, False, METRICS)
     compute_runs = []
@@ -198,25 +333,32 @@ def main() -> None:
         compute_runs.append(round((time.perf_counter() - started) * 1000, 1))
     core = {m.id for m in CORE_METRICS}
     core_results = [r for r in report.results if r.metric_id in core]
+    incremental = list((typical or {}).get("refresh_facts_s", {}).values())
     out = {
         "scale": args.scale,
         # Timings are only comparable on a quiet machine: record how busy it was.
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_refresh": load_before,
         "cpu_count": os.cpu_count(),
         "database": args.database,
+        "data": str(args.legacy) if args.legacy else "generate_series",
         "generate_s": generate_s,
+        "migrate_legacy_s": legacy_s,
         "table_sizes": report.table_sizes,
-        "refresh_facts_s": refreshes,
+        "refresh_facts_full_s": refreshes,
+        "typical_import": typical,
         "refresh_target_s": 5,
         "metrics": {
             r.metric_id: {"slug": r.slug, "median_ms": r.median_ms, "p95_ms": r.p95_ms}
             for r in report.results
         },
         "max_p95_ms_23": max(r.p95_ms for r in core_results),
+        "max_p95_ms_all": max(r.p95_ms for r in report.results),
         "sum_median_ms_23": round(sum(r.median_ms for r in core_results), 1),
+        "sum_p95_ms_23": round(sum(r.p95_ms for r in core_results), 1),
         "compute_all_23_ms": compute_runs,
         "targets_met": {
-            "refresh_le_5s": max(refreshes) <= 5,
+            "refresh_le_5s": max(refreshes + incremental) <= 5,
             "every_p95_le_100ms": all(r.p95_ms <= 100 for r in report.results),
             "all_23_le_1s": sum(r.median_ms for r in core_results) <= 1000
             and min(compute_runs) <= 1000,

@@ -37,7 +37,7 @@ FACT_TABLES = (
 
 #: An import touching more than this share of the loaded tickets rebuilds everything: past it a
 #: TRUNCATE + single pass is cheaper than deleting and re-inserting most rows.
-FULL_REBUILD_SHARE = 0.3
+FULL_REBUILD_SHARE = 0.6
 
 #: Serialises fact maintenance between concurrent imports of different entities (held until
 #: the caller's transaction ends). Arbitrary constant: "metric facts".
@@ -275,14 +275,6 @@ LEFT JOIN timesheet_counts ts ON ts.ticket_id = b.ticket_id
 """
 
 _ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d"), "true")
-_SCOPED = {
-    "t": "ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)",
-    "tf": "f.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)",
-    "tt": "t.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)",
-    "ts": "ts.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)",
-    "q": "q.id IN (SELECT quality_id FROM mf_scope_quality)",
-    "d": "work_date BETWEEN %(lo)s AND %(hi)s",
-}
 
 
 def _tuned(cursor: Any) -> None:
@@ -291,10 +283,6 @@ def _tuned(cursor: Any) -> None:
     cursor.execute("SET LOCAL jit = off")
     cursor.execute("SET LOCAL work_mem = '256MB'")
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-
-
-def _mark_built(cursor: Any) -> None:
-    cursor.execute("UPDATE metric_settings SET facts_built_at = now() WHERE id = 1")
 
 
 def rebuild(cursor: Any) -> dict[str, float]:
@@ -312,11 +300,115 @@ def rebuild(cursor: Any) -> dict[str, float]:
     for table, sql in steps:
         started = time.perf_counter()
         cursor.execute(sql.format(**_ALL))
-        # Fresh statistics at once: the next step's plan joins this table.
-        cursor.execute(f"ANALYZE {table}")
         phases[table] = time.perf_counter() - started
-    _mark_built(cursor)
+    started = time.perf_counter()
+    # Fresh statistics for the metric queries (every table changed completely).
+    cursor.execute(f"ANALYZE {', '.join(FACT_TABLES)}")
+    cursor.execute("UPDATE metric_settings SET facts_built_at = now() WHERE id = 1")
+    phases["analyze"] = time.perf_counter() - started
     return phases
+
+
+# --- Incremental: which tickets / quality results / days an import's rows can change --------
+
+#: Steps per entity (in this order). Sentiment and roster feed no fact.
+_STEPS = {
+    "tickets": ("quality", "comment_loaded", "linked", "ticket"),
+    "comments": ("quality", "comment_count", "ticket"),
+    "timesheets": ("agent_day", "linked", "ticket"),
+    "comment_quality": ("quality", "comment_count", "ticket"),
+}
+
+_INTO_TICKETS = (
+    "INSERT INTO mf_scope_ticket SELECT DISTINCT ticket_id FROM ({}) x "
+    "WHERE ticket_id IS NOT NULL ON CONFLICT DO NOTHING"
+)
+_INTO_QUALITY = "INSERT INTO mf_scope_quality {} ON CONFLICT DO NOTHING"
+
+#: Seed scope per entity, read from the run's staged rows.
+_SEEDS: dict[str, tuple[str, ...]] = {
+    # New or changed tickets; the quality results matched to them carry their team.
+    "tickets": (
+        _INTO_TICKETS.format("SELECT ticket_id FROM stg"),
+        _INTO_QUALITY.format(
+            "SELECT quality_id FROM mf_quality "
+            "WHERE ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)"
+        ),
+    ),
+    # The comments' tickets; quality results whose key is one of the comments, whose
+    # (ticket, time) match may have changed, or that matched one of them before (a comment
+    # that moved takes its match with it: the old ticket is recounted too).
+    "comments": (
+        _INTO_TICKETS.format("SELECT ticket_id FROM stg"),
+        _INTO_QUALITY.format(
+            "SELECT q.id FROM tickets_commentquality q "
+            "WHERE q.comment_key IN (SELECT comment_id::text FROM stg) "
+            "UNION SELECT q.id FROM tickets_commentquality q "
+            "WHERE q.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket) "
+            "UNION SELECT quality_id FROM mf_quality "
+            "WHERE comment_id IN (SELECT comment_id FROM stg)"
+        ),
+    ),
+    # New rows' tickets and every ticket with linked rows in the file's window: the pipeline
+    # deletes the window's rows that are not in the file.
+    "timesheets": (
+        _INTO_TICKETS.format(
+            "SELECT ticket_id FROM stg UNION ALL SELECT ticket_id FROM mf_linked_ts "
+            "WHERE work_date BETWEEN %(lo)s AND %(hi)s"
+        ),
+    ),
+    "comment_quality": (
+        _INTO_QUALITY.format(
+            "SELECT q.id FROM tickets_commentquality q "
+            "WHERE q.comment_key IN (SELECT comment_key FROM stg)"
+        ),
+    ),
+}
+
+#: Tickets of the quality results in scope (matched before, or after the update).
+_QUALITY_TICKETS = _INTO_TICKETS.format(
+    "SELECT ticket_id FROM mf_quality WHERE quality_id IN (SELECT quality_id FROM mf_scope_quality)"
+)
+
+_IN_T = "ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)"
+_SCOPED = {
+    "t": _IN_T,
+    "tf": "f." + _IN_T,
+    "tt": "t." + _IN_T,
+    "ts": "ts." + _IN_T,
+    "q": "q.id IN (SELECT quality_id FROM mf_scope_quality)",
+    "d": "work_date BETWEEN %(lo)s AND %(hi)s",
+}
+
+_UPDATES: dict[str, tuple[str, ...]] = {
+    "quality": (
+        _QUALITY_TICKETS,
+        "DELETE FROM mf_quality WHERE quality_id IN (SELECT quality_id FROM mf_scope_quality)",
+        _QUALITY.format(**_SCOPED),
+        _QUALITY_TICKETS,
+        "ANALYZE mf_scope_ticket",
+    ),
+    # New tickets: their comments stop being orphans (the pipeline never deletes tickets).
+    "comment_loaded": (f"UPDATE mf_comment_count SET loaded = true WHERE {_IN_T} AND NOT loaded",),
+    "comment_count": (
+        f"DELETE FROM mf_comment_count WHERE {_IN_T}",
+        _COMMENT_COUNT.format(**_SCOPED),
+    ),
+    "agent_day": (
+        "DELETE FROM mf_agent_day WHERE work_date BETWEEN %(lo)s AND %(hi)s",
+        _AGENT_DAY.format(**_SCOPED),
+    ),
+    "linked": (
+        f"DELETE FROM mf_linked_ts WHERE {_IN_T}",
+        _LINKED.format(**_SCOPED),
+        f"DELETE FROM mf_agent_ticket WHERE {_IN_T}",
+        _AGENT_TICKET.format(**_SCOPED),
+    ),
+    "ticket": (
+        f"DELETE FROM mf_ticket WHERE {_IN_T}",
+        _TICKET.format(**_SCOPED),
+    ),
+}
 
 
 def _stg_exists(cursor: Any) -> bool:
@@ -324,143 +416,42 @@ def _stg_exists(cursor: Any) -> bool:
     return cursor.fetchone()[0]
 
 
-def _scope_for_import(cursor: Any, entity: str) -> dict[str, Any] | None:
-    """Fill mf_scope_ticket / mf_scope_quality for this run's `stg`; the timesheet window.
+def update(cursor: Any, entity: str) -> dict[str, float] | None:
+    """Recompute the facts the run's staged rows (`stg`) can have changed.
 
-    Returns None when a full rebuild is the better (or the only correct) choice.
+    Returns seconds per step, or None when the import touched so many tickets that a full
+    rebuild is cheaper (nothing has been changed then).
     """
-    cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS mf_scope_ticket (ticket_id bigint PRIMARY KEY) "
-        "ON COMMIT DROP"
-    )
-    cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS mf_scope_quality (quality_id bigint PRIMARY KEY) "
-        "ON COMMIT DROP"
-    )
+    steps = _STEPS.get(entity)
+    if steps is None:
+        return {}
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+    for name in ("mf_scope_ticket (ticket_id", "mf_scope_quality (quality_id"):
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} bigint PRIMARY KEY) ON COMMIT DROP")
     cursor.execute("TRUNCATE mf_scope_ticket, mf_scope_quality")
     window: dict[str, Any] = {"lo": None, "hi": None}
-    into_tickets = "INSERT INTO mf_scope_ticket SELECT DISTINCT ticket_id FROM ({}) x " + (
-        "WHERE ticket_id IS NOT NULL ON CONFLICT DO NOTHING"
-    )
-    if entity == "tickets":
-        cursor.execute(into_tickets.format("SELECT ticket_id FROM stg"))
-    elif entity == "comments":
-        cursor.execute(into_tickets.format("SELECT ticket_id FROM stg"))
-        # Quality results matched to one of these comments before (a comment that moved
-        # ticket takes its match with it: the old ticket is recounted too).
-        cursor.execute(
-            "INSERT INTO mf_scope_quality SELECT m.quality_id FROM mf_quality m "
-            "WHERE m.comment_id IN (SELECT comment_id FROM stg) ON CONFLICT DO NOTHING"
-        )
-    elif entity == "timesheets":
+    if entity == "timesheets":
         cursor.execute("SELECT min(work_date), max(work_date) FROM stg")
         window["lo"], window["hi"] = cursor.fetchone()
-        # New rows' tickets, and every ticket with linked rows in the window: the pipeline may
-        # have deleted some of them.
-        cursor.execute(
-            into_tickets.format(
-                "SELECT ticket_id FROM stg UNION ALL SELECT ticket_id FROM mf_linked_ts "
-                "WHERE work_date BETWEEN %(lo)s AND %(hi)s"
-            ),
-            window,
-        )
-    elif entity == "comment_quality":
-        cursor.execute(
-            "INSERT INTO mf_scope_quality SELECT q.id FROM tickets_commentquality q "
-            "WHERE q.comment_key IN (SELECT comment_key FROM stg) ON CONFLICT DO NOTHING"
-        )
-    else:  # sentiment, roster: no fact reads them
-        return window
-    cursor.execute("SELECT count(*) FROM mf_scope_ticket")
-    (affected,) = cursor.fetchone()
-    cursor.execute("SELECT count(*) FROM mf_ticket")
-    (loaded,) = cursor.fetchone()
-    if affected > FULL_REBUILD_SHARE * max(loaded, 1):
+    for sql in _SEEDS[entity]:
+        cursor.execute(sql, window)
+    cursor.execute(
+        "SELECT (SELECT count(*) FROM mf_scope_ticket), "
+        "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'mf_ticket'::regclass)"
+    )
+    affected, loaded = cursor.fetchone()
+    if affected > FULL_REBUILD_SHARE * max(loaded, 1000):
         return None
-    return window
-
-
-def _expand_scope(cursor: Any) -> None:
-    """Quality results of the affected tickets join the scope, and the tickets of every quality
-    result in scope (before and after) join the affected tickets."""
-    cursor.execute(
-        """
-        INSERT INTO mf_scope_quality
-        SELECT q.id FROM tickets_commentquality q
-        WHERE q.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)
-        UNION
-        SELECT q.id FROM tickets_comment c
-        JOIN tickets_commentquality q ON q.comment_key = c.comment_id::text
-        WHERE c.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)
-        UNION
-        SELECT m.quality_id FROM mf_quality m
-        WHERE m.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)
-        ON CONFLICT DO NOTHING
-        """
-    )
-    cursor.execute(
-        "INSERT INTO mf_scope_ticket SELECT DISTINCT m.ticket_id FROM mf_quality m "
-        "WHERE m.quality_id IN (SELECT quality_id FROM mf_scope_quality) "
-        "AND m.ticket_id IS NOT NULL ON CONFLICT DO NOTHING"
-    )
-
-
-def update(cursor: Any, window: dict[str, Any]) -> dict[str, float]:
-    """Recompute the facts of the scoped tickets / quality results / work-date window."""
-    phases: dict[str, float] = {}
-
-    def step(name: str, *statements: tuple[str, dict[str, Any] | None]) -> None:
-        started = time.perf_counter()
-        for sql, params in statements:
-            cursor.execute(sql, params)
-        phases[name] = time.perf_counter() - started
-
-    scoped = {k: v for k, v in _SCOPED.items() if k != "d"}
-    in_t = "WHERE ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)"
-    started = time.perf_counter()
-    _expand_scope(cursor)
+    cursor.execute("ANALYZE mf_scope_ticket, mf_scope_quality")
     phases["scope"] = time.perf_counter() - started
-    step(
-        "mf_quality",
-        (
-            "DELETE FROM mf_quality WHERE quality_id IN (SELECT quality_id FROM mf_scope_quality)",
-            None,
-        ),
-        (_QUALITY.format(**scoped), None),
-    )
-    # The new matches' tickets count their quality results afresh too.
-    cursor.execute(
-        "INSERT INTO mf_scope_ticket SELECT DISTINCT m.ticket_id FROM mf_quality m "
-        "WHERE m.quality_id IN (SELECT quality_id FROM mf_scope_quality) "
-        "AND m.ticket_id IS NOT NULL ON CONFLICT DO NOTHING"
-    )
-    cursor.execute("ANALYZE mf_scope_ticket")
-    step(
-        "mf_comment_count",
-        (f"DELETE FROM mf_comment_count {in_t}", None),
-        (_COMMENT_COUNT.format(**scoped), None),
-    )
-    if window.get("lo") is not None:
-        step(
-            "mf_agent_day",
-            ("DELETE FROM mf_agent_day WHERE work_date BETWEEN %(lo)s AND %(hi)s", window),
-            (_AGENT_DAY.format(d=_SCOPED["d"]), window),
-        )
-    step(
-        "mf_linked_ts",
-        (f"DELETE FROM mf_linked_ts {in_t}", None),
-        (_LINKED.format(**scoped), None),
-    )
-    step(
-        "mf_agent_ticket",
-        (f"DELETE FROM mf_agent_ticket {in_t}", None),
-        (_AGENT_TICKET.format(**scoped), None),
-    )
-    step(
-        "mf_ticket",
-        (f"DELETE FROM mf_ticket {in_t}", None),
-        (_TICKET.format(**scoped), None),
-    )
+    for step in steps:
+        if step == "agent_day" and window["lo"] is None:
+            continue
+        started = time.perf_counter()
+        for sql in _UPDATES[step]:
+            cursor.execute(sql, window if "%(" in sql else None)
+        phases[step] = time.perf_counter() - started
     return phases
 
 
@@ -476,14 +467,11 @@ def refresh_facts(using: str = "default", entity: str | None = None) -> float:
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         _tuned(cursor)
         full = entity is None or settings_stale(using) or not _stg_exists(cursor)
-        window = None if full else _scope_for_import(cursor, entity)
         write_settings(using)
-        if window is None:
+        if full or update(cursor, entity) is None:
             rebuild(cursor)
-        else:
-            update(cursor, window)
-            if entity == "comments" and not _comment_totals_agree(cursor):
-                rebuild(cursor)  # a comment moved between tickets: recount everything
+        elif entity == "comments" and not _comment_totals_agree(cursor):
+            rebuild(cursor)  # a comment moved away from a ticket unseen: recount everything
     return time.perf_counter() - started
 
 
