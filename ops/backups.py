@@ -10,10 +10,9 @@ i.e. it is not among the newest ``BACKUP_KEEP_COUNT`` succeeded backups AND it i
 backups leave no file (the partial file is removed at once); pruned rows stay for history. A
 recorded file outside BACKUP_DIR (the setting changed) is never deleted.
 
-Metrics recorded with a backup are computed on the dump's own snapshot after rebuilding the
-materialised facts from that snapshot's tables, inside a savepoint that is rolled back (the live
-facts are untouched). pg_restore also rebuilds the facts from the restored tables, so the drill
-compares like with like: a difference means the restored data is not what was dumped.
+Metrics recorded with a backup are computed on the dump's own snapshot (warehouse tables and
+the metric fact tables as dumped), so a drill compares like with like: a difference means the
+restored data is not what was dumped.
 """
 
 from __future__ import annotations
@@ -289,18 +288,16 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
 
 
 def _metrics_on_snapshot(alias: str) -> tuple[dict[str, Any], str]:
-    """Critical metrics as a restore of this dump will report them; a failure is not fatal.
+    """Critical metrics on the dump's snapshot, as a restore of it will report them.
 
-    The facts are refreshed from the snapshot's tables (as pg_restore will do) in a savepoint
-    that is always rolled back; its locks on the fact views are held only for that moment.
+    Runs in a savepoint that is always rolled back: if compute refreshes the metric facts
+    (settings changed), that happens identically on the restored copy and never reaches the
+    live facts. A failure is recorded with the backup, not fatal: the dump itself is good.
     """
-    from metrics import facts  # the metrics app owns the materialised facts
-
     sid = transaction.savepoint(using=alias)
     try:
-        facts.refresh_facts(alias)
         return critical_metrics(alias), ""
-    except Exception as exc:  # the dump itself is good; the drill will report "not recorded"
+    except Exception as exc:  # the drill then reports "no metrics recorded"
         logger.warning("critical metrics not recorded with backup: %s", exc)
         return {}, f"metrics not recorded: {exc}"
     finally:
