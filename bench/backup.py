@@ -53,6 +53,7 @@ def run_scale(scale: float, out: Path) -> dict:
         "passed": drill["passed"],
         "recovery_time_s": round(drill["recovery_time_s"], 2),
         "restore_s": drill["details"].get("restore_s"),
+        "scratch_cleanup_s": drill["details"].get("cleanup_s"),
         "metrics_compared": drill["details"].get("metrics", {}).get("compared"),
     }
 
