@@ -829,7 +829,7 @@ def _variable(name: str) -> dict[str, Any]:
     query = VARIABLE_QUERIES[name]
     return {
         "allValue": "NULL",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "current": {"selected": True, "text": "All", "value": "$__all"},
         "datasource": DATASOURCE,
         "definition": query,
         "hide": 0,
