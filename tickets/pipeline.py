@@ -132,7 +132,12 @@ def map_headers(entity: Entity, headers: list[str], file_name: str) -> Mapping:
 
 
 def _raw_text(raw: Any) -> str:
-    return "" if raw is None else str(raw)[:500]
+    """The raw value as the user would recognise it in the file (12.0 from Excel is 12)."""
+    if raw is None:
+        return ""
+    if type(raw) is float and raw.is_integer():
+        return str(int(raw))
+    return str(raw)[:500]
 
 
 def convert_row(
