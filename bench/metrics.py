@@ -192,14 +192,14 @@ def typical_import(directory: Path, days: int) -> dict[str, Any]:
         return seconds
 
     queries = {
-        "tickets": "SELECT {cols}, CASE WHEN ticket_id % 10 = 0 AND status NOT IN ('Closed', "
+        "tickets": "SELECT {cols}, CASE WHEN ticket_id %% 10 = 0 AND status NOT IN ('Closed', "
         "'Resolved') THEN 'Closed' ELSE status END AS status FROM tickets_ticket "
         "WHERE created_at >= (SELECT max(created_at) FROM tickets_ticket) - %(span)s",
         "comments": "SELECT {cols} FROM tickets_comment WHERE ticket_id IN (SELECT ticket_id "
         "FROM tickets_ticket WHERE created_at >= (SELECT max(created_at) FROM tickets_ticket) "
-        "- %(span)s) UNION ALL SELECT {new_comment} FROM tickets_ticket WHERE ticket_id % 20 = 0 "
+        "- %(span)s) UNION ALL SELECT {new_comment} FROM tickets_ticket WHERE ticket_id %% 20 = 0 "
         "AND created_at >= (SELECT max(created_at) FROM tickets_ticket) - %(span)s",
-        "timesheets": "SELECT {cols} FROM tickets_timesheetentry WHERE id % 50 <> 0 AND "
+        "timesheets": "SELECT {cols} FROM tickets_timesheetentry WHERE id %% 50 <> 0 AND "
         "work_date > (SELECT max(work_date) FROM tickets_timesheetentry "
         "WHERE work_date <= current_date) - %(span)s",
         "comment_quality": "SELECT {cols} FROM tickets_commentquality "

@@ -33,6 +33,7 @@ FACT_TABLES = (
     "mf_linked_ts",
     "mf_agent_ticket",
     "mf_ticket",
+    "mf_ticket_cube",
 )
 
 #: The old name (materialised views until migration 0003): ops.benchmarks sizes these tables.
@@ -243,9 +244,13 @@ WITH timesheet_counts AS (
            t.closed_at,
            coalesce(lower(btrim(t.status)) = ANY (s.closed_statuses), false) AS is_closed,
            coalesce(lower(btrim(t.category)) = s.support_category, false) AS is_support,
-           to_char(t.created_at AT TIME ZONE s.time_zone, 'YYYY-MM') AS created_month
+           to_char(l.created_local, 'YYYY-MM') AS created_month,
+           date_trunc('day', l.created_local) AT TIME ZONE s.time_zone AS day_start,
+           (date_trunc('day', l.created_local) + interval '1 day') AT TIME ZONE s.time_zone
+               AS day_end
     FROM tickets_ticket t
     CROSS JOIN metric_settings s
+    CROSS JOIN LATERAL (SELECT t.created_at AT TIME ZONE s.time_zone AS created_local) l
     WHERE s.id = 1 AND {tt}
 )
 SELECT b.ticket_id,
@@ -271,10 +276,54 @@ SELECT b.ticket_id,
        coalesce(c.cf_with_quality, 0),
        coalesce(ts.ts_rows, 0),
        coalesce(ts.ts_hours, 0),
-       coalesce(ts.ts_agents, 0)
+       coalesce(ts.ts_agents, 0),
+       b.day_start,
+       b.day_end,
+       CASE WHEN b.is_closed AND b.resolved_at >= b.created_at
+            THEN (extract(epoch FROM b.resolved_at - b.created_at) * 1000000)::bigint END,
+       (extract(epoch FROM b.responded_at - b.created_at) * 1000000)::bigint
 FROM base b
 LEFT JOIN mf_comment_count c ON c.ticket_id = b.ticket_id
 LEFT JOIN timesheet_counts ts ON ts.ticket_id = b.ticket_id
+"""
+
+# Per creation day x team x category x closed: every ticket metric's counts and sums.
+_CUBE = """
+INSERT INTO mf_ticket_cube
+SELECT f.day_start,
+       min(f.day_end),
+       min(f.created_month),
+       f.team,
+       f.category,
+       f.is_closed,
+       f.is_support,
+       count(*),
+       count(f.sla_met),
+       count(*) FILTER (WHERE f.sla_met),
+       count(f.resolution_us),
+       coalesce(sum(f.resolution_us), 0),
+       sum(f.comments),
+       sum(f.cf_comments),
+       sum(f.cf_with_quality),
+       sum(f.ts_rows),
+       coalesce(sum(f.ts_hours) FILTER (WHERE f.ts_rows > 0), 0),
+       count(*) FILTER (WHERE f.ts_rows > 0),
+       count(*) FILTER (WHERE f.cf_comments = 0),
+       count(*) FILTER (WHERE f.cf_comments = 1),
+       count(*) FILTER (WHERE f.cf_comments = 2),
+       count(*) FILTER (WHERE f.cf_comments = 3),
+       count(*) FILTER (WHERE f.cf_comments >= 4),
+       count(*) FILTER (WHERE f.ts_rows > 0 AND f.ts_agents <= 1),
+       count(*) FILTER (WHERE f.ts_rows > 0 AND f.ts_agents = 2),
+       count(*) FILTER (WHERE f.ts_rows > 0 AND f.ts_agents = 3),
+       count(*) FILTER (WHERE f.ts_rows > 0 AND f.ts_agents >= 4),
+       count(f.root_cause),
+       count(f.response_met),
+       count(*) FILTER (WHERE f.response_met),
+       count(f.resolution_met),
+       count(*) FILTER (WHERE f.resolution_met)
+FROM mf_ticket f
+GROUP BY f.day_start, f.team, f.category, f.is_closed, f.is_support
 """
 
 _ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d"), "true")
@@ -299,6 +348,7 @@ def rebuild(cursor: Any) -> dict[str, float]:
         ("mf_linked_ts", _LINKED),
         ("mf_agent_ticket", _AGENT_TICKET),
         ("mf_ticket", _TICKET),
+        ("mf_ticket_cube", _CUBE),
     )
     for table, sql in steps:
         started = time.perf_counter()
@@ -407,9 +457,12 @@ _UPDATES: dict[str, tuple[str, ...]] = {
         f"DELETE FROM mf_agent_ticket WHERE {_IN_T}",
         _AGENT_TICKET.format(**_SCOPED),
     ),
+    # The cube is small (a few thousand rows): re-aggregated whole, without a table lock.
     "ticket": (
         f"DELETE FROM mf_ticket WHERE {_IN_T}",
         _TICKET.format(**_SCOPED),
+        "DELETE FROM mf_ticket_cube",
+        _CUBE,
     ),
 }
 

@@ -40,6 +40,7 @@ PARAMS: dict[str, str] = {"date_from": "timestamptz", "date_to": "timestamptz", 
 METRIC_RELATIONS: tuple[str, ...] = (
     "metric_settings",
     "metric_ticket_facts",
+    "metric_ticket_cube",
     "metric_quality_facts",
     "metric_comment_counts",
     "metric_agent_day_facts",
@@ -143,12 +144,115 @@ def _pct(num: str, den: str) -> str:
     return f"round(100 * ({num})::numeric / nullif({den}, 0), 2)"
 
 
-def _rate(condition: str, population: str) -> str:
-    """Scalar %: share of the population (ticket facts) meeting `condition`."""
+_TZ = "(SELECT time_zone FROM metric_settings WHERE id = 1)"
+
+
+def _covered(x: str) -> str:
+    """The creation day of `x` lies wholly inside the period."""
     return (
-        f"SELECT {_pct(f'count(*) FILTER (WHERE {condition})', 'count(*)')} AS value\n"
-        f"FROM metric_ticket_facts f\nWHERE {population} AND {TICKET_FILTER}"
+        f"({_FROM} IS NULL OR {x}.day_start >= {_FROM}) AND ({_TO} IS NULL OR {x}.day_end <= {_TO})"
     )
+
+
+# The cube's measures, and the same measure for one ticket (rows of days cut by the period).
+_CUBE_MEASURES = (
+    ("tickets", "1::bigint"),
+    ("sla_known", "(f.sla_met IS NOT NULL)::int::bigint"),
+    ("sla_met", "coalesce(f.sla_met, false)::int::bigint"),
+    ("res_n", "(f.resolution_us IS NOT NULL)::int::bigint"),
+    ("res_us", "coalesce(f.resolution_us, 0)::numeric"),
+    ("comments", "f.comments::numeric"),
+    ("cf_comments", "f.cf_comments::numeric"),
+    ("cf_with_quality", "f.cf_with_quality::numeric"),
+    ("ts_rows", "f.ts_rows::numeric"),
+    ("ts_hours", "f.ts_hours"),
+    ("with_ts", "(f.ts_rows > 0)::int::bigint"),
+    ("cf0", "(f.cf_comments = 0)::int::bigint"),
+    ("cf1", "(f.cf_comments = 1)::int::bigint"),
+    ("cf2", "(f.cf_comments = 2)::int::bigint"),
+    ("cf3", "(f.cf_comments = 3)::int::bigint"),
+    ("cf4", "(f.cf_comments >= 4)::int::bigint"),
+    ("ag1", "(f.ts_rows > 0 AND f.ts_agents <= 1)::int::bigint"),
+    ("ag2", "(f.ts_rows > 0 AND f.ts_agents = 2)::int::bigint"),
+    ("ag3", "(f.ts_rows > 0 AND f.ts_agents = 3)::int::bigint"),
+    ("ag4", "(f.ts_rows > 0 AND f.ts_agents >= 4)::int::bigint"),
+    ("with_rc", "(f.root_cause IS NOT NULL)::int::bigint"),
+    ("response_known", "(f.response_met IS NOT NULL)::int::bigint"),
+    ("response_met", "coalesce(f.response_met, false)::int::bigint"),
+    ("resolution_known", "(f.resolution_met IS NOT NULL)::int::bigint"),
+    ("resolution_met", "coalesce(f.resolution_met, false)::int::bigint"),
+)
+_CUBE_KEYS = ("day_start", "month", "team", "category", "is_closed", "is_support")
+
+#: CTE `c`: ticket counts and sums per creation day x team x category x closed, for the period
+#: and team. Days wholly inside the period come from the cube; the (at most two) days cut by a
+#: period bound are summed from their tickets (found through the created_at index), so the
+#: result is exact for any bound.
+CUBE_CTE = (
+    "c AS (\n  SELECT "
+    + ", ".join(f"x.{k}" for k in _CUBE_KEYS + tuple(m for m, _ in _CUBE_MEASURES))
+    + f"\n  FROM metric_ticket_cube x\n  WHERE {_team('x.team')} AND {_covered('x')}"
+    + "\n  UNION ALL\n  SELECT f.day_start, f.created_month, f.team, f.category, f.is_closed, "
+    + "f.is_support,\n         "
+    + ", ".join(expr for _, expr in _CUBE_MEASURES)
+    + f"\n  FROM metric_ticket_facts f\n  WHERE {_team('f.team')} AND {_period('f.created_at')}"
+    + f"\n    AND NOT ({_covered('f')})"
+    + f"\n    AND (f.created_at < ((date_trunc('day', {_FROM} AT TIME ZONE {_TZ})"
+    + f" + interval '1 day') AT TIME ZONE {_TZ})"
+    + f"\n         OR f.created_at >= (date_trunc('day', {_TO} AT TIME ZONE {_TZ})"
+    + f" AT TIME ZONE {_TZ}))\n)"
+)
+
+
+def _rate(numerator: str, denominator: str, population: str = "true") -> str:
+    """Scalar %: sum(numerator) of sum(denominator) over the cube rows of the population."""
+    return (
+        f"WITH {CUBE_CTE}\n"
+        f"SELECT {_pct(f'sum({numerator})', f'sum({denominator})')} AS value\n"
+        f"FROM c\nWHERE {population}"
+    )
+
+
+def _cube_share(key: str, order: str) -> str:
+    """Table key, tickets, pct: closed tickets per key, pct of all closed tickets with a key."""
+    return (
+        f"WITH {CUBE_CTE}, p AS (\n  SELECT c.{key} AS {key}, sum(c.tickets) AS tickets\n"
+        f"  FROM c\n  WHERE c.is_closed AND c.{key} IS NOT NULL\n  GROUP BY c.{key}\n)\n"
+        f"SELECT {key}, tickets, {_pct('tickets', 'sum(tickets) OVER ()')} AS pct\n"
+        f"FROM p\nORDER BY {order}"
+    )
+
+
+def _team_rate(numerator: str) -> str:
+    """Table team, tickets, pct: closed tickets per team with at least MIN_TEAM_SAMPLE."""
+    return (
+        f"WITH {CUBE_CTE}\n"
+        f"SELECT c.team, sum(c.tickets) AS tickets,\n"
+        f"       {_pct(f'sum({numerator})', 'sum(c.tickets)')} AS pct\n"
+        f"FROM c\nWHERE c.is_closed AND c.team IS NOT NULL\nGROUP BY c.team\n"
+        f"HAVING sum(c.tickets) >= {SAMPLE}\n"
+        f"ORDER BY sum({numerator}) / sum(c.tickets) DESC, c.team"
+    )
+
+
+def _cube_buckets(buckets: tuple[tuple[str, str], ...], population: str) -> str:
+    """Fixed buckets (all always present): sums of cube counts, with pct of the population."""
+    sums = ", ".join(f"sum({expr}) AS b{i}" for i, (_, expr) in enumerate(buckets, 1))
+    values = ", ".join(f"('{name}', s.b{i}, {i})" for i, (name, _) in enumerate(buckets, 1))
+    return (
+        f"WITH {CUBE_CTE}, s AS (\n  SELECT {sums}\n  FROM c\n  WHERE {population}\n)\n"
+        f"SELECT v.bucket, coalesce(v.n, 0) AS tickets,\n"
+        f"       {_pct('coalesce(v.n, 0)', 'sum(coalesce(v.n, 0)) OVER ()')} AS pct\n"
+        f"FROM s, LATERAL (VALUES {values}) AS v(bucket, n, ord)\nORDER BY v.ord"
+    )
+
+
+_DAYS_US = "86400000000"
+
+
+def _avg_days(n: str, us: str) -> str:
+    """Mean days from summed microseconds: one exact division, rounded once."""
+    return f"round(sum({us}) / (nullif(sum({n}), 0) * {_DAYS_US}), 2)"
 
 
 def _share(key: str, population: str, order: str, limit: str = "") -> str:
@@ -159,32 +263,6 @@ def _share(key: str, population: str, order: str, limit: str = "") -> str:
         f" AND {TICKET_FILTER}\n  GROUP BY f.{key}\n)\n"
         f"SELECT {key}, tickets, {_pct('tickets', 'sum(tickets) OVER ()')} AS pct\n"
         f"FROM p\nORDER BY {order}{limit}"
-    )
-
-
-def _team_rate(condition: str, population: str) -> str:
-    """Table team, tickets, pct for teams with at least MIN_TEAM_SAMPLE tickets."""
-    return (
-        f"SELECT f.team, count(*) AS tickets,\n"
-        f"       {_pct(f'count(*) FILTER (WHERE {condition})', 'count(*)')} AS pct\n"
-        f"FROM metric_ticket_facts f\nWHERE {population} AND f.team IS NOT NULL"
-        f" AND {TICKET_FILTER}\nGROUP BY f.team\nHAVING count(*) >= {SAMPLE}\n"
-        f"ORDER BY count(*) FILTER (WHERE {condition})::numeric / count(*) DESC, f.team"
-    )
-
-
-def _buckets(expr: str, buckets: tuple[tuple[str, str], ...], population: str) -> str:
-    """Fixed buckets (all always present) of a per-ticket count, with pct of the population."""
-    values = ", ".join(f"('{name}', {i})" for i, (name, _) in enumerate(buckets, 1))
-    cases = " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in buckets)
-    return (
-        f"WITH b(bucket, ord) AS (VALUES {values}),\n"
-        f"c AS (\n  SELECT CASE {cases} END AS bucket, count(*) AS n\n"
-        f"  FROM metric_ticket_facts f\n  WHERE {population} AND {TICKET_FILTER}\n"
-        f"  GROUP BY 1\n)\n"
-        f"SELECT b.bucket, coalesce(c.n, 0) AS tickets,\n"
-        f"       {_pct('coalesce(c.n, 0)', 'sum(coalesce(c.n, 0)) OVER ()')} AS pct\n"
-        f"FROM b LEFT JOIN c ON c.bucket = b.bucket\nORDER BY b.ord"
     )
 
 
@@ -200,13 +278,14 @@ _SQL_1_5 = f"""SELECT round(avg(q.quality_score), 2) AS value,
 FROM metric_quality_facts q
 WHERE {QUALITY_FILTER}"""
 
-_SQL_2_4 = f"""SELECT f.team, count(*) AS tickets,
-       round(sum(f.comments)::numeric / count(*), 2) AS avg_comments
-FROM metric_ticket_facts f
-WHERE f.is_closed AND f.is_support AND f.team IS NOT NULL AND {TICKET_FILTER}
-GROUP BY f.team
-HAVING count(*) >= {SAMPLE}
-ORDER BY sum(f.comments)::numeric / count(*), f.team"""
+_SQL_2_4 = f"""WITH {CUBE_CTE}
+SELECT c.team, sum(c.tickets) AS tickets,
+       round(sum(c.comments) / sum(c.tickets), 2) AS avg_comments
+FROM c
+WHERE c.is_closed AND c.is_support AND c.team IS NOT NULL
+GROUP BY c.team
+HAVING sum(c.tickets) >= {SAMPLE}
+ORDER BY sum(c.comments) / sum(c.tickets), c.team"""
 
 _SQL_2_5 = f"""WITH p AS (
   SELECT q.tier, count(*) AS comments
@@ -218,24 +297,25 @@ SELECT tier, comments, {_pct("comments", "sum(comments) OVER ()")} AS pct
 FROM p
 ORDER BY array_position(ARRAY['excellent', 'good', 'acceptable', 'poor'], tier)"""
 
-_SQL_2_6 = f"""SELECT f.created_month AS month, count(*) AS tickets
-FROM metric_ticket_facts f
-WHERE {TICKET_FILTER}
-GROUP BY f.created_month
-ORDER BY f.created_month"""
+_SQL_2_6 = f"""WITH {CUBE_CTE}
+SELECT c.month, sum(c.tickets) AS tickets
+FROM c
+GROUP BY c.month
+ORDER BY c.month"""
 
-_SQL_2_7 = f"""SELECT f.team, count(*) AS tickets, round(avg(f.resolution_days), 2) AS avg_days
-FROM metric_ticket_facts f
-WHERE {VALID_DURATION} AND f.team IS NOT NULL AND {TICKET_FILTER}
-GROUP BY f.team
-HAVING count(*) >= {SAMPLE}
-ORDER BY avg(f.resolution_days), f.team"""
+_SQL_2_7 = f"""WITH {CUBE_CTE}
+SELECT c.team, sum(c.res_n) AS tickets, {_avg_days("c.res_n", "c.res_us")} AS avg_days
+FROM c
+WHERE c.team IS NOT NULL
+GROUP BY c.team
+HAVING sum(c.res_n) > 0 AND sum(c.res_n) >= {SAMPLE}
+ORDER BY sum(c.res_us) / sum(c.res_n), c.team"""
 
-_SQL_3_1 = f"""WITH p AS (
-  SELECT f.team, f.category, count(*) AS tickets
-  FROM metric_ticket_facts f
-  WHERE f.is_closed AND f.team IS NOT NULL AND f.category IS NOT NULL AND {TICKET_FILTER}
-  GROUP BY f.team, f.category
+_SQL_3_1 = f"""WITH {CUBE_CTE}, p AS (
+  SELECT c.team, c.category, sum(c.tickets) AS tickets
+  FROM c
+  WHERE c.is_closed AND c.team IS NOT NULL AND c.category IS NOT NULL
+  GROUP BY c.team, c.category
 ), s AS (
   SELECT team, category, tickets, sum(tickets) OVER (PARTITION BY team) AS team_tickets FROM p
 )
@@ -285,12 +365,12 @@ LEFT JOIN k ON k.agent = h.agent
 ORDER BY h.hours DESC, h.agent
 LIMIT 10"""
 
-_SQL_3_3 = f"""SELECT f.created_month AS month, count(*) AS tickets,
-       round(avg(f.resolution_days), 2) AS avg_days
-FROM metric_ticket_facts f
-WHERE {VALID_DURATION} AND {TICKET_FILTER}
-GROUP BY f.created_month
-ORDER BY f.created_month"""
+_SQL_3_3 = f"""WITH {CUBE_CTE}
+SELECT c.month, sum(c.res_n) AS tickets, {_avg_days("c.res_n", "c.res_us")} AS avg_days
+FROM c
+GROUP BY c.month
+HAVING sum(c.res_n) > 0
+ORDER BY c.month"""
 
 _SQL_3_6 = f"""SELECT {_pct("count(*) FILTER (WHERE a.accurate)", "count(*)")} AS value
 FROM metric_root_cause_audits a
@@ -324,18 +404,17 @@ _UNLINKED_CTES = f"""o AS (
   ) x
 )"""
 
-_SQL_4_2 = f"""WITH t AS (
-  SELECT count(*) AS tickets,
-         count(*) FILTER (WHERE f.is_closed) AS closed,
-         count(*) FILTER (WHERE f.is_closed AND f.ts_rows > 0) AS closed_ts,
-         count(*) FILTER (WHERE f.is_closed AND f.root_cause IS NOT NULL) AS closed_rc,
-         count(*) FILTER (WHERE f.sla_met IS NOT NULL) AS with_sla,
-         coalesce(sum(f.comments), 0) AS comments,
-         coalesce(sum(f.cf_comments), 0) AS cf,
-         coalesce(sum(f.cf_with_quality), 0) AS cf_quality,
-         coalesce(sum(f.ts_rows), 0) AS ts_rows
-  FROM metric_ticket_facts f
-  WHERE {TICKET_FILTER}
+_SQL_4_2 = f"""WITH {CUBE_CTE}, t AS (
+  SELECT coalesce(sum(c.tickets), 0) AS tickets,
+         coalesce(sum(c.tickets) FILTER (WHERE c.is_closed), 0) AS closed,
+         coalesce(sum(c.with_ts) FILTER (WHERE c.is_closed), 0) AS closed_ts,
+         coalesce(sum(c.with_rc) FILTER (WHERE c.is_closed), 0) AS closed_rc,
+         coalesce(sum(c.sla_known), 0) AS with_sla,
+         coalesce(sum(c.comments), 0) AS comments,
+         coalesce(sum(c.cf_comments), 0) AS cf,
+         coalesce(sum(c.cf_with_quality), 0) AS cf_quality,
+         coalesce(sum(c.ts_rows), 0) AS ts_rows
+  FROM c
 ), {_UNLINKED_CTES}
 SELECT v.indicator, v.numerator, v.denominator,
        {_pct("v.numerator", "v.denominator")} AS pct
@@ -349,15 +428,14 @@ FROM t, o, a, l, LATERAL (VALUES
 ) AS v(indicator, numerator, denominator, ord)
 ORDER BY v.ord"""
 
-_SQL_4_3 = f"""WITH t AS (
-  SELECT count(*) AS tickets,
-         count(*) FILTER (WHERE f.is_closed) AS closed,
-         coalesce(sum(f.comments), 0) AS comments,
-         coalesce(sum(f.cf_comments), 0) AS cf,
-         coalesce(sum(f.ts_rows), 0) AS ts_rows,
-         coalesce(sum(f.ts_hours), 0) AS ts_hours
-  FROM metric_ticket_facts f
-  WHERE {TICKET_FILTER}
+_SQL_4_3 = f"""WITH {CUBE_CTE}, t AS (
+  SELECT coalesce(sum(c.tickets), 0) AS tickets,
+         coalesce(sum(c.tickets) FILTER (WHERE c.is_closed), 0) AS closed,
+         coalesce(sum(c.comments), 0) AS comments,
+         coalesce(sum(c.cf_comments), 0) AS cf,
+         coalesce(sum(c.ts_rows), 0) AS ts_rows,
+         coalesce(sum(c.ts_hours), 0) AS ts_hours
+  FROM c
 ), {_UNLINKED_CTES}
 SELECT v.measure, v.value
 FROM t, o, a, l, LATERAL (VALUES
@@ -370,18 +448,9 @@ FROM t, o, a, l, LATERAL (VALUES
 ) AS v(measure, value, ord)
 ORDER BY v.ord"""
 
-_CF_BUCKETS = (
-    ("0", "f.cf_comments = 0"),
-    ("1", "f.cf_comments = 1"),
-    ("2-3", "f.cf_comments <= 3"),
-    ("4+", "true"),
-)
-_AGENT_BUCKETS = (
-    ("1", "f.ts_agents <= 1"),
-    ("2", "f.ts_agents = 2"),
-    ("3", "f.ts_agents = 3"),
-    ("4+", "true"),
-)
+# Buckets as sums of the cube's exact counts (0-3 comments, 1-3 agents, and 4+).
+_CF_BUCKETS = (("0", "c.cf0"), ("1", "c.cf1"), ("2-3", "c.cf2 + c.cf3"), ("4+", "c.cf4"))
+_AGENT_BUCKETS = (("1", "c.ag1"), ("2", "c.ag2"), ("3", "c.ag3"), ("4+", "c.ag4"))
 
 _TEAM_RATE = ("team", "tickets", "pct")
 
@@ -396,7 +465,7 @@ METRICS: tuple[MetricDef, ...] = (
         "scalar",
         ("value",),
         "Tickets of any status whose SLA Met is known: percentage with SLA Met = yes.",
-        _rate("f.sla_met", "f.sla_met IS NOT NULL"),
+        _rate("c.sla_met", "c.sla_known"),
         _t("95", "90", True),
     ),
     MetricDef(
@@ -410,8 +479,7 @@ METRICS: tuple[MetricDef, ...] = (
         ("value",),
         "Mean of (resolved - created) in days over closed tickets with both dates and a "
         "non-negative duration (negative durations are excluded as a data-quality issue).",
-        f"SELECT round(avg(f.resolution_days), 2) AS value\nFROM metric_ticket_facts f\n"
-        f"WHERE {VALID_DURATION} AND {TICKET_FILTER}",
+        f"WITH {CUBE_CTE}\nSELECT {_avg_days('c.res_n', 'c.res_us')} AS value\nFROM c",
         _t("3", "5", False),
     ),
     MetricDef(
@@ -424,7 +492,7 @@ METRICS: tuple[MetricDef, ...] = (
         "scalar",
         ("value",),
         "Closed tickets: percentage with at most one customer-facing comment.",
-        _rate("f.cf_comments <= 1", CLOSED),
+        _rate("c.cf0 + c.cf1", "c.tickets", "c.is_closed"),
         _t("70", "60", True),
     ),
     MetricDef(
@@ -437,7 +505,7 @@ METRICS: tuple[MetricDef, ...] = (
         "scalar",
         ("value",),
         "Closed tickets: percentage with at least one customer-facing comment.",
-        _rate("f.cf_comments >= 1", CLOSED),
+        _rate("c.tickets - c.cf0", "c.tickets", "c.is_closed"),
         _t("90", "80", True),
     ),
     MetricDef(
@@ -465,7 +533,7 @@ METRICS: tuple[MetricDef, ...] = (
         ("value",),
         "Tickets with at least one linked timesheet row: percentage worked by more than one "
         "distinct timesheet user (username, else full name).",
-        _rate("f.ts_agents > 1", "f.ts_rows > 0"),
+        _rate("c.ag2 + c.ag3 + c.ag4", "c.with_ts"),
         _t("20", "30", False),
     ),
     MetricDef(
@@ -492,7 +560,7 @@ METRICS: tuple[MetricDef, ...] = (
         ("team", "tickets", "pct"),
         "Closed tickets with a team, per team; pct of all such tickets. A team above 20 % "
         "is yellow, above 30 % red.",
-        _share("team", CLOSED, "tickets DESC, team"),
+        _cube_share("team", "tickets DESC, team"),
         _t("20", "30", False, column="pct"),
     ),
     MetricDef(
@@ -561,7 +629,7 @@ METRICS: tuple[MetricDef, ...] = (
         "table",
         _TEAM_RATE,
         "As 1.4 per team, teams with at least MIN_TEAM_SAMPLE closed tickets; highest first.",
-        _team_rate("f.cf_comments >= 1", CLOSED),
+        _team_rate("c.tickets - c.cf0"),
         _t("90", "75", True, column="pct"),
     ),
     MetricDef(
@@ -613,7 +681,7 @@ METRICS: tuple[MetricDef, ...] = (
         "table",
         ("bucket", "tickets", "pct"),
         "Closed tickets by number of customer-facing comments: 0, 1, 2-3, 4+.",
-        _buckets("f.cf_comments", _CF_BUCKETS, CLOSED),
+        _cube_buckets(_CF_BUCKETS, "c.is_closed"),
         fixed_rows=("0", "1", "2-3", "4+"),
     ),
     MetricDef(
@@ -627,7 +695,7 @@ METRICS: tuple[MetricDef, ...] = (
         ("bucket", "tickets", "pct"),
         "Tickets with linked timesheet rows by number of distinct timesheet users: 1, 2, 3, "
         "4+ (rows without any user count as one agent).",
-        _buckets("f.ts_agents", _AGENT_BUCKETS, "f.ts_rows > 0"),
+        _cube_buckets(_AGENT_BUCKETS, "true"),
         fixed_rows=("1", "2", "3", "4+"),
     ),
     MetricDef(
@@ -654,7 +722,7 @@ METRICS: tuple[MetricDef, ...] = (
         "table",
         _TEAM_RATE,
         "As 1.3 per team, teams with at least MIN_TEAM_SAMPLE closed tickets; highest first.",
-        _team_rate("f.cf_comments <= 1", CLOSED),
+        _team_rate("c.cf0 + c.cf1"),
         _t("70", "60", True, column="pct"),
     ),
     MetricDef(
@@ -667,7 +735,7 @@ METRICS: tuple[MetricDef, ...] = (
         "table",
         ("category", "tickets", "pct"),
         "Closed tickets with a category, per category; pct of all such tickets; largest first.",
-        _share("category", CLOSED, "tickets DESC, category"),
+        _cube_share("category", "tickets DESC, category"),
     ),
     MetricDef(
         "4.2",
@@ -731,7 +799,6 @@ METRICS: tuple[MetricDef, ...] = (
 
 # --- Beyond the 23 (SPEC §5.2, last paragraph): same contract, flagged core=False ----------
 
-_TZ = "(SELECT time_zone FROM metric_settings WHERE id = 1)"
 BEYOND = "Beyond the 23"
 
 
@@ -792,8 +859,8 @@ METRICS = METRICS + (
         "Hours from creation to the actual response date: median (value) and 90th "
         "percentile, tickets with a response not before creation.",
         _percentiles(
-            "extract(epoch FROM f.responded_at - f.created_at) / 3600",
-            "f.responded_at >= f.created_at",
+            "f.response_us / 3600000000::float8",
+            "f.response_us >= 0",
         ),
         core=False,
     ),
@@ -807,7 +874,7 @@ METRICS = METRICS + (
         "scalar",
         ("value",),
         "Tickets whose Response Met is known: percentage met.",
-        _rate("f.response_met", "f.response_met IS NOT NULL"),
+        _rate("c.response_met", "c.response_known"),
         _t("95", "90", True),
         core=False,
     ),
@@ -821,7 +888,7 @@ METRICS = METRICS + (
         "scalar",
         ("value",),
         "Tickets whose Resolution Met is known: percentage met.",
-        _rate("f.resolution_met", "f.resolution_met IS NOT NULL"),
+        _rate("c.resolution_met", "c.resolution_known"),
         _t("95", "90", True),
         core=False,
     ),
@@ -864,7 +931,7 @@ METRICS = METRICS + (
         "scalar",
         ("value", "p90"),
         "As 1.2, the median (value) and 90th percentile instead of the mean.",
-        _percentiles("f.resolution_days", VALID_DURATION),
+        _percentiles(f"f.resolution_us / {_DAYS_US}::float8", "f.resolution_us IS NOT NULL"),
         core=False,
     ),
 )

@@ -128,3 +128,14 @@ def test_settings_change_rebuilds(rebuilds):
         compute(["1.3"])
     assert rebuilds == [1]
     facts.refresh_facts()  # back to the fixture's settings
+
+
+def test_period_bounds_inside_a_day_read_the_cut_days_ticket_by_ticket(rebuilds):
+    # t21, t22, t23 are created 2025-08-01/02/03 at 10:00 UTC: bounds at 09:00 and 11:00 cut
+    # the first and last day (ticket rows), 08-02 comes whole from the cube.
+    wide = compute(["2.6", "1.3"], date_from="2025-08-01T09:00", date_to="2025-08-03T11:00")
+    assert wide["monthly_ticket_volume"] == {"rows": [{"month": "2025-08", "tickets": 3}]}
+    assert wide["fcr_rate"] == {"value": 66.67}  # t21 (1 cf) and t23 (0) of the three
+    narrow = compute(["2.6", "1.3"], date_from="2025-08-01T11:00", date_to="2025-08-03T09:00")
+    assert narrow["monthly_ticket_volume"] == {"rows": [{"month": "2025-08", "tickets": 1}]}
+    assert narrow["fcr_rate"] == {"value": 0.0}  # t22: 3 customer-facing comments
