@@ -471,6 +471,17 @@ def test_reader_cannot_write_or_read_outside_the_views(reader) -> None:
     for relation in unlisted:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute(f"SELECT 1 FROM {relation} LIMIT 1")
+    settings_of_role = dict(
+        reader.execute(
+            "SELECT name, setting FROM pg_settings "
+            "WHERE name IN ('default_transaction_read_only', 'jit', 'statement_timeout')"
+        ).fetchall()
+    )
+    assert settings_of_role == {
+        "default_transaction_read_only": "on",
+        "jit": "off",
+        "statement_timeout": "30000",
+    }
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         reader.execute("UPDATE metric_settings SET min_team_sample = 1")
     # Even after switching read-only off itself, it has no write privilege anywhere.

@@ -14,5 +14,6 @@ CREATE ROLE :"role" LOGIN PASSWORD :'password'
   NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 ALTER ROLE :"role" SET default_transaction_read_only = on;
 ALTER ROLE :"role" SET statement_timeout = '30s';
+ALTER ROLE :"role" SET jit = off;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 SQL
