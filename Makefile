@@ -6,7 +6,7 @@ DEMO_DIR ?= demo-data
 DEMO_SCALE ?= 1
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: demo test install env db migrate lint format certs bench clean-demo
+.PHONY: demo test install env db migrate lint format certs bench clean-demo up
 
 $(BIN)/activate: requirements.txt
 	$(PY) -m venv $(VENV)
