@@ -173,6 +173,8 @@ CLOSED_STATUSES = env.list("CLOSED_STATUSES", default=["Closed", "Resolved"])
 AUTOMATION_USERS = env.list("AUTOMATION_USERS", default=["brian"])
 MIN_TEAM_SAMPLE = env.int("MIN_TEAM_SAMPLE", default=50)
 SUPPORT_CATEGORY = env("SUPPORT_CATEGORY", default="Support Tickets")
+# Root-cause audits (3.6): tickets sampled per category by the ticket admin action.
+ROOT_CAUSE_AUDIT_SAMPLE = env.int("ROOT_CAUSE_AUDIT_SAMPLE", default=5)
 
 # --- Operations -----------------------------------------------------------------------------
 BACKUP_DIR = env.path("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))

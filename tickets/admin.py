@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -22,7 +23,7 @@ from django.utils.html import format_html
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 from import_export.formats import base_formats
 
-from tickets import imports
+from tickets import audits, imports
 from tickets.columns import ENTITIES
 from tickets.models import (
     Comment,
@@ -381,6 +382,19 @@ class TicketAdmin(WarehouseAdmin):
     search_fields = ("=ticket_id", "=parent_id", "=customer_reference")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
+    actions = ["sample_for_root_cause_audit"]
+
+    @admin.action(
+        description="Sample closed tickets of the selection for root-cause audit",
+        permissions=["change"],
+    )
+    def sample_for_root_cause_audit(self, request, queryset):
+        created = audits.sample_for_audit(queryset)
+        self.message_user(
+            request,
+            f"{created} tickets sampled for root-cause review "
+            f"(up to {settings.ROOT_CAUSE_AUDIT_SAMPLE} per category).",
+        )
 
 
 @admin.register(Comment)
@@ -447,8 +461,27 @@ class TeamMemberAdmin(ImportExportModelAdmin):
 
 @admin.register(RootCauseAudit)
 class RootCauseAuditAdmin(admin.ModelAdmin):
-    list_display = ("ticket_id", "category", "root_cause_category", "accurate", "reviewer")
+    list_display = (
+        "ticket_id",
+        "category",
+        "root_cause_category",
+        "accurate",
+        "reviewer",
+        "reviewed_at",
+    )
     list_filter = ("accurate", "category")
+    actions = ["mark_accurate", "mark_inaccurate"]
+
+    @admin.action(description="Mark root cause accurate", permissions=["change"])
+    def mark_accurate(self, request, queryset):
+        n = audits.record_verdict(queryset, True, request.user)
+        self.message_user(request, f"{n} audits marked accurate.")
+
+    @admin.action(description="Mark root cause inaccurate", permissions=["change"])
+    def mark_inaccurate(self, request, queryset):
+        n = audits.record_verdict(queryset, False, request.user)
+        self.message_user(request, f"{n} audits marked inaccurate.")
+
     list_select_related = ("reviewer",)
     raw_id_fields = ("reviewer",)
     search_fields = ("=ticket_id",)
