@@ -184,11 +184,13 @@ def typical_import(directory: Path, days: int) -> dict[str, Any]:
     from tickets.pipeline import import_file
 
     timings: dict[str, float] = {}
+    phases: dict[str, dict[str, float]] = {}
     real = facts.refresh_facts
 
     def timed(*args: Any, **kwargs: Any) -> float:
         seconds = real(*args, **kwargs)
         timings[kwargs.get("entity") or "all"] = round(seconds, 3)
+        phases[kwargs.get("entity") or "all"] = dict(facts.LAST_PHASES)
         return seconds
 
     queries = {
@@ -245,6 +247,7 @@ def typical_import(directory: Path, days: int) -> dict[str, Any]:
     finally:
         facts.refresh_facts = real
     out["refresh_facts_s"] = timings
+    out["refresh_phases_s"] = phases
     return out
 
 

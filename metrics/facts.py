@@ -34,6 +34,8 @@ FACT_TABLES = (
     "mf_agent_ticket",
     "mf_ticket",
     "mf_ticket_cube",
+    "mf_rc_cube",
+    "mf_resolved_cube",
 )
 
 #: The old name (materialised views until migration 0003): ops.benchmarks sizes these tables.
@@ -80,8 +82,12 @@ def stored_settings(using: str = "default") -> dict[str, Any] | None:
 
 
 def facts_built(using: str = "default") -> bool:
+    """Built once, and not emptied since: the unlogged fact tables are empty after a crash."""
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT facts_built_at IS NOT NULL FROM metric_settings WHERE id = 1")
+        cursor.execute(
+            "SELECT facts_built_at IS NOT NULL AND (EXISTS (SELECT 1 FROM mf_ticket) "
+            "OR NOT EXISTS (SELECT 1 FROM tickets_ticket)) FROM metric_settings WHERE id = 1"
+        )
         row = cursor.fetchone()
     return bool(row and row[0])
 
@@ -176,6 +182,7 @@ SELECT p.ticket_id, p.comments, p.cf_comments, coalesce(q.cf_with_quality, 0),
 FROM per_ticket p
 LEFT JOIN quality q ON q.ticket_id = p.ticket_id
 LEFT JOIN tickets_ticket t ON t.ticket_id = p.ticket_id
+ORDER BY p.ticket_id
 """
 
 _AGENT_DAY = """
@@ -229,7 +236,11 @@ GROUP BY agent, ticket_id
 """
 
 _TICKET = """
-INSERT INTO mf_ticket
+INSERT INTO mf_ticket (
+    ticket_id, created_at, team, category, root_cause, status, is_closed, is_support, sla_met,
+    response_met, resolution_met, responded_at, resolved_at, closed_at, comments, cf_comments,
+    cf_with_quality, ts_rows, ts_hours, ts_agents, day_start, resolution_us, response_us
+)
 WITH timesheet_counts AS (
     SELECT ticket_id,
            sum(entries) AS ts_rows,
@@ -244,18 +255,14 @@ WITH timesheet_counts AS (
            t.closed_at,
            coalesce(lower(btrim(t.status)) = ANY (s.closed_statuses), false) AS is_closed,
            coalesce(lower(btrim(t.category)) = s.support_category, false) AS is_support,
-           to_char(l.created_local, 'YYYY-MM') AS created_month,
-           date_trunc('day', l.created_local) AT TIME ZONE s.time_zone AS day_start,
-           (date_trunc('day', l.created_local) + interval '1 day') AT TIME ZONE s.time_zone
-               AS day_end
+           date_trunc('day', t.created_at AT TIME ZONE s.time_zone) AT TIME ZONE s.time_zone
+               AS day_start
     FROM tickets_ticket t
     CROSS JOIN metric_settings s
-    CROSS JOIN LATERAL (SELECT t.created_at AT TIME ZONE s.time_zone AS created_local) l
     WHERE s.id = 1 AND {tt}
 )
 SELECT b.ticket_id,
        b.created_at,
-       b.created_month,
        nullif(btrim(b.team), ''),
        nullif(btrim(b.category), ''),
        nullif(btrim(b.root_cause_category), ''),
@@ -268,9 +275,6 @@ SELECT b.ticket_id,
        b.responded_at,
        b.resolved_at,
        b.closed_at,
-       CASE WHEN b.is_closed AND b.resolved_at >= b.created_at
-            THEN extract(epoch FROM b.resolved_at - b.created_at) / 86400 END,
-       coalesce(b.is_closed AND b.resolved_at < b.created_at, false),
        coalesce(c.comments, 0),
        coalesce(c.cf_comments, 0),
        coalesce(c.cf_with_quality, 0),
@@ -278,21 +282,22 @@ SELECT b.ticket_id,
        coalesce(ts.ts_hours, 0),
        coalesce(ts.ts_agents, 0),
        b.day_start,
-       b.day_end,
+       -- float8 epoch: exact to the microsecond for any realistic span, far cheaper than numeric
        CASE WHEN b.is_closed AND b.resolved_at >= b.created_at
-            THEN (extract(epoch FROM b.resolved_at - b.created_at) * 1000000)::bigint END,
-       (extract(epoch FROM b.responded_at - b.created_at) * 1000000)::bigint
+            THEN round(date_part('epoch', b.resolved_at - b.created_at) * 1000000)::bigint END,
+       round(date_part('epoch', b.responded_at - b.created_at) * 1000000)::bigint
 FROM base b
 LEFT JOIN mf_comment_count c ON c.ticket_id = b.ticket_id
 LEFT JOIN timesheet_counts ts ON ts.ticket_id = b.ticket_id
+ORDER BY b.ticket_id  -- key order: the primary key index is filled sequentially
 """
 
 # Per creation day x team x category x closed: every ticket metric's counts and sums.
 _CUBE = """
 INSERT INTO mf_ticket_cube
 SELECT f.day_start,
-       min(f.day_end),
-       min(f.created_month),
+       ((f.day_start AT TIME ZONE s.time_zone) + interval '1 day') AT TIME ZONE s.time_zone,
+       to_char(f.day_start AT TIME ZONE s.time_zone, 'YYYY-MM'),
        f.team,
        f.category,
        f.is_closed,
@@ -323,10 +328,41 @@ SELECT f.day_start,
        count(f.resolution_met),
        count(*) FILTER (WHERE f.resolution_met)
 FROM mf_ticket f
-GROUP BY f.day_start, f.team, f.category, f.is_closed, f.is_support
+CROSS JOIN metric_settings s
+WHERE s.id = 1 AND ({c})
+GROUP BY f.day_start, s.time_zone, f.team, f.category, f.is_closed, f.is_support
 """
 
-_ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d"), "true")
+# Closed tickets with a root cause per creation day x team x root cause (2.2).
+_RC_CUBE = """
+INSERT INTO mf_rc_cube
+SELECT f.day_start,
+       ((f.day_start AT TIME ZONE s.time_zone) + interval '1 day') AT TIME ZONE s.time_zone,
+       f.team,
+       f.root_cause,
+       count(*)
+FROM mf_ticket f
+CROSS JOIN metric_settings s
+WHERE s.id = 1 AND f.is_closed AND f.root_cause IS NOT NULL AND ({c})
+GROUP BY f.day_start, s.time_zone, f.team, f.root_cause
+"""
+
+# Closed tickets per resolution day x team (5.5).
+_RESOLVED_DAY = "date_trunc('day', f.resolved_at AT TIME ZONE s.time_zone) AT TIME ZONE s.time_zone"
+_RESOLVED_CUBE = f"""
+INSERT INTO mf_resolved_cube
+SELECT r.day_start,
+       ((r.day_start AT TIME ZONE s.time_zone) + interval '1 day') AT TIME ZONE s.time_zone,
+       f.team,
+       count(*)
+FROM mf_ticket f
+CROSS JOIN metric_settings s
+CROSS JOIN LATERAL (SELECT {_RESOLVED_DAY} AS day_start) r
+WHERE s.id = 1 AND f.is_closed AND f.resolved_at IS NOT NULL AND ({{r}})
+GROUP BY r.day_start, s.time_zone, f.team
+"""
+
+_ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d", "c", "r"), "true")
 
 
 def _tuned(cursor: Any) -> None:
@@ -349,14 +385,24 @@ def rebuild(cursor: Any) -> dict[str, float]:
         ("mf_agent_ticket", _AGENT_TICKET),
         ("mf_ticket", _TICKET),
         ("mf_ticket_cube", _CUBE),
+        ("mf_rc_cube", _RC_CUBE),
+        ("mf_resolved_cube", _RESOLVED_CUBE),
     )
     for table, sql in steps:
         started = time.perf_counter()
         cursor.execute(sql.format(**_ALL))
         phases[table] = time.perf_counter() - started
     started = time.perf_counter()
-    # Fresh statistics for the metric queries (every table changed completely).
-    cursor.execute(f"ANALYZE {', '.join(FACT_TABLES)}")
+    # Statistics for the metric queries' plans: only tables never analysed need them now
+    # (ANALYZE of all seven costs ~1-2 s at 10x; autovacuum refreshes changed ones soon).
+    cursor.execute(
+        "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+        "AND last_analyze IS NULL AND last_autoanalyze IS NULL",
+        [list(FACT_TABLES)],
+    )
+    unanalysed = [row[0] for row in cursor.fetchall()]
+    if unanalysed:
+        cursor.execute(f"ANALYZE {', '.join(unanalysed)}")
     cursor.execute("UPDATE metric_settings SET facts_built_at = now() WHERE id = 1")
     phases["analyze"] = time.perf_counter() - started
     return phases
@@ -406,7 +452,8 @@ _SEEDS: dict[str, tuple[str, ...]] = {
     # deletes the window's rows that are not in the file.
     "timesheets": (
         _INTO_TICKETS.format(
-            "SELECT ticket_id FROM stg UNION ALL SELECT ticket_id FROM mf_linked_ts "
+            "SELECT s.ticket_id FROM stg s JOIN tickets_ticket t ON t.ticket_id = s.ticket_id "
+            "UNION ALL SELECT ticket_id FROM mf_linked_ts "
             "WHERE work_date BETWEEN %(lo)s AND %(hi)s"
         ),
     ),
@@ -431,7 +478,21 @@ _SCOPED = {
     "ts": "ts." + _IN_T,
     "q": "q.id IN (SELECT quality_id FROM mf_scope_quality)",
     "d": "work_date BETWEEN %(lo)s AND %(hi)s",
+    "c": "f.day_start IN (SELECT day_start FROM mf_scope_day) OR (f.day_start IS NULL AND "
+    "EXISTS (SELECT 1 FROM mf_scope_day WHERE day_start IS NULL))",
+    "r": "r.day_start IN (SELECT day_start FROM mf_scope_rday)",
 }
+
+#: Creation days of the scoped tickets (run before and after their rows change).
+_SCOPE_DAYS = (
+    "INSERT INTO mf_scope_day SELECT DISTINCT day_start FROM mf_ticket "
+    "WHERE ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)"
+)
+_SCOPE_RDAYS = (
+    f"INSERT INTO mf_scope_rday SELECT DISTINCT {_RESOLVED_DAY} FROM mf_ticket f "
+    "CROSS JOIN metric_settings s WHERE s.id = 1 AND f.resolved_at IS NOT NULL "
+    "AND f.ticket_id IN (SELECT ticket_id FROM mf_scope_ticket)"
+)
 
 _UPDATES: dict[str, tuple[str, ...]] = {
     "quality": (
@@ -457,12 +518,20 @@ _UPDATES: dict[str, tuple[str, ...]] = {
         f"DELETE FROM mf_agent_ticket WHERE {_IN_T}",
         _AGENT_TICKET.format(**_SCOPED),
     ),
-    # The cube is small (a few thousand rows): re-aggregated whole, without a table lock.
+    # The cube rows of every creation day the tickets had or have are re-aggregated.
     "ticket": (
+        _SCOPE_DAYS,
+        _SCOPE_RDAYS,
         f"DELETE FROM mf_ticket WHERE {_IN_T}",
         _TICKET.format(**_SCOPED),
-        "DELETE FROM mf_ticket_cube",
-        _CUBE,
+        _SCOPE_DAYS,
+        _SCOPE_RDAYS,
+        "DELETE FROM mf_ticket_cube f WHERE " + _SCOPED["c"],
+        _CUBE.format(**_SCOPED),
+        "DELETE FROM mf_rc_cube f WHERE " + _SCOPED["c"],
+        _RC_CUBE.format(**_SCOPED),
+        "DELETE FROM mf_resolved_cube r WHERE " + _SCOPED["r"],
+        _RESOLVED_CUBE.format(**_SCOPED),
     ),
 }
 
@@ -485,7 +554,13 @@ def update(cursor: Any, entity: str) -> dict[str, float] | None:
     started = time.perf_counter()
     for name in ("mf_scope_ticket (ticket_id", "mf_scope_quality (quality_id"):
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} bigint PRIMARY KEY) ON COMMIT DROP")
-    cursor.execute("TRUNCATE mf_scope_ticket, mf_scope_quality")
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS mf_scope_day (day_start timestamptz) ON COMMIT DROP"
+    )
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS mf_scope_rday (day_start timestamptz) ON COMMIT DROP"
+    )
+    cursor.execute("TRUNCATE mf_scope_ticket, mf_scope_quality, mf_scope_day, mf_scope_rday")
     window: dict[str, Any] = {"lo": None, "hi": None}
     if entity == "timesheets":
         cursor.execute("SELECT min(work_date), max(work_date) FROM stg")
@@ -511,6 +586,10 @@ def update(cursor: Any, entity: str) -> dict[str, float] | None:
     return phases
 
 
+#: Seconds per step of the last refresh in this process (benchmarks report them).
+LAST_PHASES: dict[str, float] = {}
+
+
 def refresh_facts(using: str = "default", entity: str | None = None) -> float:
     """Bring the facts up to date; returns seconds taken.
 
@@ -524,10 +603,14 @@ def refresh_facts(using: str = "default", entity: str | None = None) -> float:
         _tuned(cursor)
         full = entity is None or settings_stale(using) or not _stg_exists(cursor)
         write_settings(using)
-        if full or update(cursor, entity) is None:
-            rebuild(cursor)
+        phases = None if full else update(cursor, entity)
+        if phases is None:
+            phases = {"full": 1.0, **rebuild(cursor)}
         elif entity == "comments" and not _comment_totals_agree(cursor):
-            rebuild(cursor)  # a comment moved away from a ticket unseen: recount everything
+            # A comment moved away from a ticket unseen: recount everything.
+            phases = {"full": 1.0, **rebuild(cursor)}
+    LAST_PHASES.clear()
+    LAST_PHASES.update({k: round(v, 3) for k, v in phases.items()})
     return time.perf_counter() - started
 
 

@@ -41,6 +41,8 @@ METRIC_RELATIONS: tuple[str, ...] = (
     "metric_settings",
     "metric_ticket_facts",
     "metric_ticket_cube",
+    "metric_root_cause_cube",
+    "metric_resolved_cube",
     "metric_quality_facts",
     "metric_comment_counts",
     "metric_agent_day_facts",
@@ -182,25 +184,77 @@ _CUBE_MEASURES = (
     ("resolution_known", "(f.resolution_met IS NOT NULL)::int::bigint"),
     ("resolution_met", "coalesce(f.resolution_met, false)::int::bigint"),
 )
-_CUBE_KEYS = ("day_start", "month", "team", "category", "is_closed", "is_support")
+
 
 #: CTE `c`: ticket counts and sums per creation day x team x category x closed, for the period
 #: and team. Days wholly inside the period come from the cube; the (at most two) days cut by a
 #: period bound are summed from their tickets (found through the created_at index), so the
 #: result is exact for any bound.
-CUBE_CTE = (
-    "c AS (\n  SELECT "
-    + ", ".join(f"x.{k}" for k in _CUBE_KEYS + tuple(m for m, _ in _CUBE_MEASURES))
-    + f"\n  FROM metric_ticket_cube x\n  WHERE {_team('x.team')} AND {_covered('x')}"
-    + "\n  UNION ALL\n  SELECT f.day_start, f.created_month, f.team, f.category, f.is_closed, "
-    + "f.is_support,\n         "
-    + ", ".join(expr for _, expr in _CUBE_MEASURES)
-    + f"\n  FROM metric_ticket_facts f\n  WHERE {_team('f.team')} AND {_period('f.created_at')}"
-    + f"\n    AND NOT ({_covered('f')})"
-    + f"\n    AND (f.created_at < ((date_trunc('day', {_FROM} AT TIME ZONE {_TZ})"
-    + f" + interval '1 day') AT TIME ZONE {_TZ})"
-    + f"\n         OR f.created_at >= (date_trunc('day', {_TO} AT TIME ZONE {_TZ})"
-    + f" AT TIME ZONE {_TZ}))\n)"
+def _hybrid(
+    name: str,
+    cube: str,
+    columns: tuple[tuple[str, str], ...],
+    time_col: str,
+    population: str = "true",
+    day_start: str = "f.day_start",
+    day_end: str = "f.day_end",
+) -> str:
+    """CTE `name` over a per-day cube view, exact for any period and team.
+
+    Days wholly inside the period come from `cube`; the (at most two) days cut by a period bound
+    are summed from their tickets (`population` of metric_ticket_facts, found through the index
+    on `time_col`), each `columns` entry giving the cube column and the same value for one
+    ticket. Without a period the ticket branch is constant-false and costs nothing.
+    """
+    covered_f = (
+        f"({_FROM} IS NULL OR {day_start} >= {_FROM}) AND ({_TO} IS NULL OR {day_end} <= {_TO})"
+    )
+    return (
+        f"{name} AS (\n  SELECT {', '.join(f'x.{c}' for c, _ in columns)}\n"
+        f"  FROM {cube} x\n  WHERE {_team('x.team')} AND {_covered('x')}\n  UNION ALL\n"
+        f"  SELECT {', '.join(e for _, e in columns)}\n"
+        f"  FROM metric_ticket_facts f\n"
+        f"  WHERE {population} AND {_team('f.team')} AND {_period(time_col)}\n"
+        f"    AND NOT ({covered_f})\n"
+        f"    AND ({time_col} < ((date_trunc('day', {_FROM} AT TIME ZONE {_TZ})"
+        f" + interval '1 day') AT TIME ZONE {_TZ})\n"
+        f"         OR {time_col} >= (date_trunc('day', {_TO} AT TIME ZONE {_TZ})"
+        f" AT TIME ZONE {_TZ}))\n)"
+    )
+
+
+_CUBE_KEYS = (
+    ("day_start", "f.day_start"),
+    ("month", "f.created_month"),
+    ("team", "f.team"),
+    ("category", "f.category"),
+    ("is_closed", "f.is_closed"),
+    ("is_support", "f.is_support"),
+)
+
+#: CTE `c`: ticket counts and sums per creation day x team x category x closed (the cube).
+CUBE_CTE = _hybrid("c", "metric_ticket_cube", _CUBE_KEYS + _CUBE_MEASURES, "f.created_at")
+
+#: CTE `rc`: closed tickets with a root cause per creation day x team x root cause.
+RC_CUBE_CTE = _hybrid(
+    "rc",
+    "metric_root_cause_cube",
+    (("day_start", "f.day_start"), ("root_cause", "f.root_cause"), ("tickets", "1::bigint")),
+    "f.created_at",
+    "f.is_closed AND f.root_cause IS NOT NULL",
+)
+
+_RESOLVED_DAY = f"(date_trunc('day', f.resolved_at AT TIME ZONE {_TZ}) AT TIME ZONE {_TZ})"
+#: CTE `rs`: closed tickets per resolution day x team.
+RESOLVED_CUBE_CTE = _hybrid(
+    "rs",
+    "metric_resolved_cube",
+    (("day_start", _RESOLVED_DAY), ("tickets", "1::bigint")),
+    "f.resolved_at",
+    "f.is_closed AND f.resolved_at IS NOT NULL",
+    day_start=_RESOLVED_DAY,
+    day_end=f"(((date_trunc('day', f.resolved_at AT TIME ZONE {_TZ}) + interval '1 day'))"
+    f" AT TIME ZONE {_TZ})",
 )
 
 
@@ -255,17 +309,6 @@ def _avg_days(n: str, us: str) -> str:
     return f"round(sum({us}) / (nullif(sum({n}), 0) * {_DAYS_US}), 2)"
 
 
-def _share(key: str, population: str, order: str, limit: str = "") -> str:
-    """Table key, tickets, pct: closed tickets per key, pct of the population."""
-    return (
-        f"WITH p AS (\n  SELECT f.{key} AS {key}, count(*) AS tickets\n"
-        f"  FROM metric_ticket_facts f\n  WHERE {population} AND f.{key} IS NOT NULL"
-        f" AND {TICKET_FILTER}\n  GROUP BY f.{key}\n)\n"
-        f"SELECT {key}, tickets, {_pct('tickets', 'sum(tickets) OVER ()')} AS pct\n"
-        f"FROM p\nORDER BY {order}{limit}"
-    )
-
-
 VALID_DURATION = "f.resolution_days IS NOT NULL"
 CLOSED = "f.is_closed"
 PERCENT, DAYS, SCORE, TICKETS = "%", "days", "score", "tickets"
@@ -277,6 +320,16 @@ _SQL_1_5 = f"""SELECT round(avg(q.quality_score), 2) AS value,
        round(avg(q.actionability_score), 2) AS actionability
 FROM metric_quality_facts q
 WHERE {QUALITY_FILTER}"""
+
+_SQL_2_2 = f"""WITH {RC_CUBE_CTE}, p AS (
+  SELECT rc.root_cause, sum(rc.tickets) AS tickets
+  FROM rc
+  GROUP BY rc.root_cause
+)
+SELECT root_cause, tickets, {_pct("tickets", "sum(tickets) OVER ()")} AS pct
+FROM p
+ORDER BY tickets DESC, root_cause
+LIMIT 10"""
 
 _SQL_2_4 = f"""WITH {CUBE_CTE}
 SELECT c.team, sum(c.tickets) AS tickets,
@@ -547,7 +600,7 @@ METRICS: tuple[MetricDef, ...] = (
         ("root_cause", "tickets", "pct"),
         "Closed tickets with a root cause, per root cause; pct of all such tickets; the 10 "
         "largest, by tickets then name.",
-        _share("root_cause", CLOSED, "tickets DESC, root_cause", "\nLIMIT 10"),
+        _SQL_2_2,
     ),
     MetricDef(
         "2.3",
@@ -829,16 +882,14 @@ SELECT b.bucket, coalesce(c.n, 0) AS tickets,
 FROM b LEFT JOIN c ON c.bucket = b.bucket
 ORDER BY b.ord"""
 
-_SQL_WEEKLY = f"""WITH created AS (
-  SELECT date_trunc('week', f.created_at AT TIME ZONE {_TZ})::date AS week, count(*) AS n
-  FROM metric_ticket_facts f
-  WHERE {TICKET_FILTER}
+_SQL_WEEKLY = f"""WITH {CUBE_CTE}, {RESOLVED_CUBE_CTE}, created AS (
+  SELECT date_trunc('week', c.day_start AT TIME ZONE {_TZ})::date AS week, sum(c.tickets) AS n
+  FROM c
   GROUP BY 1
 ), resolved AS (
-  SELECT date_trunc('week', f.resolved_at AT TIME ZONE {_TZ})::date AS week, count(*) AS n
-  FROM metric_ticket_facts f
-  WHERE f.is_closed AND f.resolved_at IS NOT NULL AND {_team("f.team")}
-    AND {_period("f.resolved_at")}
+  SELECT date_trunc('week', rs.day_start AT TIME ZONE {_TZ})::date AS week,
+         sum(rs.tickets) AS n
+  FROM rs
   GROUP BY 1
 )
 SELECT to_char(coalesce(c.week, r.week), 'YYYY-MM-DD') AS week,

@@ -139,3 +139,22 @@ def test_period_bounds_inside_a_day_read_the_cut_days_ticket_by_ticket(rebuilds)
     narrow = compute(["2.6", "1.3"], date_from="2025-08-01T11:00", date_to="2025-08-03T09:00")
     assert narrow["monthly_ticket_volume"] == {"rows": [{"month": "2025-08", "tickets": 1}]}
     assert narrow["fcr_rate"] == {"value": 0.0}  # t22: 3 customer-facing comments
+
+
+def test_cut_days_for_root_causes_and_resolution_weeks(rebuilds):
+    wide = compute(["2.2"], date_from="2025-08-01T09:00", date_to="2025-08-03T11:00")
+    assert wide["root_cause_distribution"] == {  # t21 Account, t22 none, t23 Hardware
+        "rows": [
+            {"root_cause": "Account", "tickets": 1, "pct": 50.0},
+            {"root_cause": "Hardware", "tickets": 1, "pct": 50.0},
+        ]
+    }
+    # Created in the period: t12 (08-06 10:00), t13 (08-10); resolved: t21 (08-06 10:00, a
+    # cut day) and t22 (08-12 10:00: a cut day, then a whole day of the second period).
+    weekly = [
+        {"week": "2025-08-04", "created": 2, "resolved": 1},
+        {"week": "2025-08-11", "created": 0, "resolved": 1},
+    ]
+    for date_to in ("2025-08-12T11:00", "2025-08-13"):
+        got = compute(["5.5"], date_from="2025-08-06T09:00", date_to=date_to)
+        assert got["weekly_created_resolved"] == {"rows": weekly}
