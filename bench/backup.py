@@ -43,6 +43,7 @@ def run_scale(scale: float, out: Path) -> dict:
         "dump_s": round(backup["duration_s"], 2),
         "size_mb": round(backup["size_bytes"] / 2**20, 1),
         "metrics_recorded": sorted(backup["metrics"]),
+        "warning": backup["warning"],
     }
     result["database_mb"] = _database_mb(DB)
 
