@@ -582,8 +582,7 @@ def update(cursor: Any, entity: str) -> dict[str, float] | None:
     for sql in _SEEDS[entity]:
         cursor.execute(sql, window)
     cursor.execute(
-        "SELECT (SELECT count(*) FROM mf_scope_ticket), "
-        "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'mf_ticket'::regclass)"
+        "SELECT (SELECT count(*) FROM mf_scope_ticket), (SELECT count(*) FROM mf_ticket)"
     )
     affected, loaded = cursor.fetchone()
     if affected > FULL_REBUILD_SHARE * max(loaded, 1000):
