@@ -64,8 +64,17 @@ def main() -> None:
     parser.add_argument("--naive-scales", nargs="*", type=float, default=[1])
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args()
-    results = [run_scale(s, args.out, s in args.naive_scales) for s in args.scales]
-    print(json.dumps({"benchmark": "load", "results": results}, indent=2))
+    results = []
+    for scale in args.scales:
+        results.append(run_scale(scale, args.out, scale in args.naive_scales))
+        print(json.dumps(results[-1]), file=sys.stderr)  # partial results as they come
+    print(json.dumps({"benchmark": "load", "load_average": _load(), "results": results}, indent=2))
+
+
+def _load() -> list[float]:
+    import os
+
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 if __name__ == "__main__":
