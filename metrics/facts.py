@@ -372,11 +372,11 @@ SELECT r.day_start,
 FROM mf_ticket f
 CROSS JOIN metric_settings s
 CROSS JOIN LATERAL (SELECT {_RESOLVED_DAY} AS day_start) r
-WHERE s.id = 1 AND f.is_closed AND f.resolved_at IS NOT NULL AND ({{r}})
+WHERE s.id = 1 AND f.is_closed AND f.resolved_at IS NOT NULL AND ({{r}}) AND ({{rr}})
 GROUP BY r.day_start, s.time_zone, f.team
 """
 
-_ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d", "c", "r"), "true")
+_ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d", "c", "r", "rr"), "true")
 
 
 def _tuned(cursor: Any) -> None:
@@ -495,6 +495,9 @@ _SCOPED = {
     "c": "f.day_start IN (SELECT day_start FROM mf_scope_day) OR (f.day_start IS NULL AND "
     "EXISTS (SELECT 1 FROM mf_scope_day WHERE day_start IS NULL))",
     "r": "r.day_start IN (SELECT day_start FROM mf_scope_rday)",
+    # The same days as a resolved_at range (index scan instead of computing every day).
+    "rr": "f.resolved_at >= (SELECT min(day_start) FROM mf_scope_rday) "
+    "AND f.resolved_at < (SELECT max(day_start) FROM mf_scope_rday) + interval '2 days'",
 }
 
 #: Creation days of the scoped tickets (run before and after their rows change).
