@@ -5,10 +5,11 @@ Consumers: `metrics.compute` (compute_metrics, admin overview, restore drill), `
 
 SQL contract
 ------------
-The SQL reads only the metric views created by `metrics/migrations` (`metric_ticket_facts`,
-`metric_quality_facts`, `metric_comment_counts`, `metric_agent_day_facts`,
-`metric_linked_timesheet_facts`, `metric_root_cause_audits`, `metric_settings`), never the raw tables. It takes exactly these
-psycopg-style named parameters (see `PARAMS`); a NULL parameter means "no filter":
+The SQL reads only the metric views created by `metrics/migrations` (`METRIC_RELATIONS`: the
+per-day cubes, the per-ticket facts and the smaller facts behind them, `metric_settings`),
+never the raw tables. Ticket metrics read the cubes through `_hybrid` (whole days from the
+cube, days cut by a period bound ticket by ticket), so any period stays exact. It takes exactly
+these psycopg-style named parameters (see `PARAMS`); a NULL parameter means "no filter":
 
 * ``%(date_from)s`` -- timestamptz, inclusive start of the period (Grafana: ``$__timeFrom()``)
 * ``%(date_to)s``   -- timestamptz, exclusive end of the period   (Grafana: ``$__timeTo()``)
@@ -24,7 +25,8 @@ The SQL contains no literal ``%`` characters, so it can be passed to psycopg wit
 
 Output: scalar metrics return one row whose columns are `MetricDef.columns` (``value`` first);
 table metrics return rows with exactly `MetricDef.columns`. Percentages and averages are computed
-in numeric and rounded once with ``round(x, 2)`` (half away from zero).
+in numeric and rounded once with ``round(x, 2)`` (half away from zero); mean days come from
+summed integer microseconds in one division.
 """
 
 from __future__ import annotations
