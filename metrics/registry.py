@@ -211,17 +211,23 @@ def _hybrid(
     covered_f = (
         f"({_FROM} IS NULL OR {day_start} >= {_FROM}) AND ({_TO} IS NULL OR {day_end} <= {_TO})"
     )
+    # End of the day `from` falls in, start of the day `to` falls in: each cut day is one index
+    # range (a NULL bound makes its branch constant-false).
+    lower_end = (
+        f"((date_trunc('day', {_FROM} AT TIME ZONE {_TZ}) + interval '1 day') AT TIME ZONE {_TZ})"
+    )
+    upper_start = f"(date_trunc('day', {_TO} AT TIME ZONE {_TZ}) AT TIME ZONE {_TZ})"
+    ticket_cols = ", ".join(e for _, e in columns)
+    ticket_where = f"{population} AND {_team('f.team')} AND NOT ({covered_f})"
     return (
         f"{name} AS (\n  SELECT {', '.join(f'x.{c}' for c, _ in columns)}\n"
-        f"  FROM {cube} x\n  WHERE {_team('x.team')} AND {_covered('x')}\n  UNION ALL\n"
-        f"  SELECT {', '.join(e for _, e in columns)}\n"
-        f"  FROM metric_ticket_facts f\n"
-        f"  WHERE {population} AND {_team('f.team')} AND {_period(time_col)}\n"
-        f"    AND NOT ({covered_f})\n"
-        f"    AND ({time_col} < ((date_trunc('day', {_FROM} AT TIME ZONE {_TZ})"
-        f" + interval '1 day') AT TIME ZONE {_TZ})\n"
-        f"         OR {time_col} >= (date_trunc('day', {_TO} AT TIME ZONE {_TZ})"
-        f" AT TIME ZONE {_TZ}))\n)"
+        f"  FROM {cube} x\n  WHERE {_team('x.team')} AND {_covered('x')}\n"
+        f"  UNION ALL\n  SELECT {ticket_cols}\n  FROM metric_ticket_facts f\n"
+        f"  WHERE {time_col} >= {_FROM} AND {time_col} < least({lower_end}, {_TO})\n"
+        f"    AND {ticket_where}\n"
+        f"  UNION ALL\n  SELECT {ticket_cols}\n  FROM metric_ticket_facts f\n"
+        f"  WHERE {time_col} >= greatest({upper_start}, {lower_end}) AND {time_col} < {_TO}\n"
+        f"    AND {ticket_where}\n)"
     )
 
 
@@ -381,10 +387,9 @@ ORDER BY team, tickets DESC, category"""
 
 _NO_PERIOD = f"({_FROM} IS NULL AND {_TO} IS NULL)"
 
-# 3.2 reads per-pair rows (agent x linked ticket, with its first and last work day): a pair
-# wholly inside the period counts at once, one wholly outside never, and only pairs crossing a
-# period boundary look at their per-day rows. Hours come from the per-agent-day rows (per-pair
-# rows with a team but no period).
+# 3.2 without a period reads the per-pair rows (agent x linked ticket); with one, the distinct
+# pairs among the period's per-day linked rows (an index range). Hours come from the
+# per-agent-day rows (per-pair rows with a team but no period).
 _SQL_3_2 = f"""WITH h AS (
   SELECT a.agent, sum(a.hours) AS hours
   FROM metric_agent_day_facts a
@@ -401,17 +406,20 @@ _SQL_3_2 = f"""WITH h AS (
   FROM metric_agent_ticket_facts p
   WHERE p.agent IS NOT NULL AND {_TEAM} IS NOT NULL AND {_NO_PERIOD} AND p.team = {_TEAM}
   GROUP BY p.agent
-), k AS (
+), k AS (  -- distinct linked tickets: per-pair rows without a period, else the period's rows
   SELECT p.agent, count(*) AS tickets
   FROM metric_agent_ticket_facts p
-  WHERE p.agent IS NOT NULL AND {_team("p.team")}
-    AND ({_FROM} IS NULL OR p.last_start >= {_FROM}) AND ({_TO} IS NULL OR p.first_start < {_TO})
-    AND ((({_FROM} IS NULL OR p.first_start >= {_FROM}) AND ({_TO} IS NULL OR p.last_start < {_TO}))
-         OR EXISTS (
-           SELECT 1 FROM metric_linked_timesheet_facts l
-           WHERE l.ticket_id = p.ticket_id AND l.agent = p.agent AND {_period("l.work_start")}
-         ))
+  WHERE p.agent IS NOT NULL AND {_NO_PERIOD} AND {_team("p.team")}
   GROUP BY p.agent
+  UNION ALL
+  SELECT d.agent, count(*) AS tickets
+  FROM (
+    SELECT DISTINCT l.agent, l.ticket_id
+    FROM metric_linked_timesheet_facts l
+    WHERE l.agent IS NOT NULL AND NOT {_NO_PERIOD} AND {_period("l.work_start")}
+      AND {_team("l.team")}
+  ) d
+  GROUP BY d.agent
 )
 SELECT h.agent, round(h.hours, 2) AS hours, coalesce(k.tickets, 0) AS tickets,
        round(h.hours / nullif(k.tickets, 0), 2) AS hours_per_ticket
