@@ -20,7 +20,7 @@ def legacy_db(path):
             + [f.ticket(21, created_at="20/05/2025 8:42"), f.ticket(22, created_at="")],
             "comments": [f.comment(i, 1 + i % 25) for i in range(1, 31)],
             "timesheets": [
-                f.timesheet(i, "2025-07-0%d" % (1 + i % 9), crm=i % 3) for i in range(1, 16)
+                f.timesheet(i, f"2025-07-0{1 + i % 9}", crm=i % 3) for i in range(1, 16)
             ],
             "comment_quality": [
                 {

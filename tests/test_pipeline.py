@@ -250,3 +250,18 @@ def test_bad_files_get_specific_errors_and_change_nothing(tmp_path, settings):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="cannot open file"):
         call_command("import_file", str(tmp_path / "nope.xlsx"))
+
+
+@pytest.mark.django_db(transaction=True)  # pg_dump must see committed runs, not a test transaction
+def test_backup_before_an_import_that_can_delete(tmp_path, settings):
+    from ops.models import Backup
+
+    settings.BACKUP_BEFORE_DESTRUCTIVE_IMPORT = True
+    settings.BACKUP_DIR = tmp_path / "backups"
+    import_file(f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(1)]))
+    assert not Backup.objects.exists()  # tickets never delete: no backup
+    run = import_file(
+        f.write_xlsx(tmp_path / "ts.xlsx", "timesheets", [f.timesheet(1, "02/07/2025")])
+    )
+    backup = Backup.objects.get(reason="pre-import")
+    assert backup.status == "succeeded" and f"backup #{backup.pk}" in run.notes

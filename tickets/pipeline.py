@@ -450,6 +450,8 @@ def load_table(
     tracker = Progress(run, table.total, progress)
     try:
         mapping = map_headers(entity, table.headers, table.file_name or run.file_name)
+        if not dry_run and entity.window_replace and settings.TIMESHEET_WINDOW_REPLACE:
+            backup_before_delete(run)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(entity.name)])
             ddl, _ = _staging_sql(entity)
@@ -510,6 +512,23 @@ def load_table(
     if run.status == ImportRun.Status.FAILED:
         raise ImportFailed(run.error_summary)
     return run
+
+
+def backup_before_delete(run: ImportRun) -> None:
+    """A verified backup before an import that can delete rows, when the setting asks for one.
+
+    Taken before the run's transaction opens (pg_dump would otherwise wait on its locks); if it
+    fails, the import does not start.
+    """
+    from ops.backups import OpsError, backup_before_destructive_import
+
+    try:
+        taken = backup_before_destructive_import()
+    except OpsError as exc:
+        raise SourceError(run.file_name, f"backup before the import failed: {exc}") from exc
+    if taken is not None:
+        run.notes = f"backup #{taken.pk} taken before this import ({taken.path})"
+        run.save(update_fields=["notes"])
 
 
 def _fail(run: ImportRun, started: float, message: str) -> None:
