@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -314,7 +315,7 @@ def load_legacy(path: Path) -> float:
     from django.core.management import call_command
 
     started = time.perf_counter()
-    call_command("migrate_legacy", str(path), verbosity=0)
+    call_command("migrate_legacy", str(path), verbosity=0, stdout=io.StringIO())  # JSON only
     return round(time.perf_counter() - started, 2)
 
 
