@@ -372,8 +372,9 @@ SELECT r.day_start,
 FROM mf_ticket f
 CROSS JOIN metric_settings s
 CROSS JOIN LATERAL (SELECT {_RESOLVED_DAY} AS day_start) r
-WHERE s.id = 1 AND f.is_closed AND f.resolved_at IS NOT NULL AND ({{r}}) AND ({{rr}})
+WHERE s.id = 1 AND f.is_closed AND f.resolved_at IS NOT NULL AND ({{rr}})
 GROUP BY r.day_start, s.time_zone, f.team
+HAVING {{r}}  -- the days in scope, kept after grouping the range (no per-day index loops)
 """
 
 _ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d", "c", "r", "rr"), "true")
