@@ -14,7 +14,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.FileAwareEnv(
     DJANGO_DEBUG=(bool, False),
 )
-environ.FileAwareEnv.read_env(BASE_DIR / ".env", overwrite=False)
+# A container gets its whole environment from compose; DJANGO_READ_DOT_ENV=false makes sure a
+# stray .env in the working directory cannot supply secrets the environment lacks.
+if env.bool("DJANGO_READ_DOT_ENV", default=True):
+    environ.FileAwareEnv.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 

@@ -76,6 +76,7 @@ def process_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(extra)
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env["DJANGO_READ_DOT_ENV"] = "false"  # only what compose gives the container
     return env
 
 
