@@ -212,17 +212,8 @@ def _load_one(conn, table_name: str, entity_name: str) -> TableResult:
         result.error = str(exc)
     run.refresh_from_db()
     result.run_id, result.status = run.pk, run.status
-    result.inserted, result.updated, result.unchanged = (
-        run.rows_inserted,
-        run.rows_updated,
-        run.rows_unchanged,
-    )
-    result.rejected, result.superseded, result.deleted, result.warned = (
-        run.rows_rejected,
-        run.rows_superseded,
-        run.rows_deleted,
-        run.rows_warned,
-    )
+    for name in ("inserted", "updated", "unchanged", "rejected", "superseded", "deleted", "warned"):
+        setattr(result, name, getattr(run, f"rows_{name}"))
     if run.status != ImportRun.Status.FAILED:
         result.source_rows = run.rows_read
     return result

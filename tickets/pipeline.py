@@ -211,6 +211,18 @@ def _staging_sql(entity: Entity) -> tuple[str, list[str]]:
     ]
 
 
+def fingerprint_of(entity: Entity, row: dict[str, Any]) -> str:
+    """The key of one keyless row, by the same SQL the staging step uses (row-by-row paths)."""
+    cols = [(c.field, c.pg_type) for c in entity.columns]
+    select = ", ".join(f'%s::{pg_type} AS "{name}"' for name, pg_type in cols)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {entity.fingerprint_sql} FROM (SELECT {select}) s",
+            [row.get(name) for name, _ in cols],
+        )
+        return cursor.fetchone()[0]
+
+
 def _issue_rows(
     run_id: int, entity: str, number: int | None, key: str, issues: list[tuple[str, str, str, str]]
 ) -> Iterator[tuple]:

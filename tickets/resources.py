@@ -7,7 +7,6 @@ values with the same registry parsers as the pipeline.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -19,6 +18,7 @@ from import_export import fields, resources, widgets
 
 from tickets import values as v
 from tickets.columns import ENTITIES, Column, Entity
+from tickets.pipeline import fingerprint_of
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -127,14 +127,9 @@ class _ImportBase(resources.ModelResource):
             except v.InvalidValue:
                 typed[c.field] = None
         self.entity.derive(typed)
-        if "fingerprint" in typed and typed["fingerprint"] is None:
-            # The pipeline hashes in SQL while staging; a row-by-row path needs its own key.
-            # Not byte-identical to the SQL fingerprint: only the benchmark imports timesheets
-            # this way.
-            text = "\x1f".join(
-                "" if typed[c.field] is None else str(typed[c.field]) for c in self.entity.columns
-            )
-            typed["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()
+        if self.entity.fingerprint_sql:
+            # The pipeline hashes while staging; a row-by-row path asks the same SQL per row.
+            typed[self.entity.key] = fingerprint_of(self.entity, typed)
         for name, _pg in self.entity.derived:
             row[name] = typed.get(name)
 
