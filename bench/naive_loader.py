@@ -16,46 +16,33 @@ from django.apps import apps  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from tickets.columns import ENTITIES  # noqa: E402
-from tickets.pipeline import _staging_sql, convert_row, map_headers  # noqa: E402
 from tickets.readers.sqlite import read_sqlite  # noqa: E402
-
-
-def _typed_columns(entity):
-    return [(c.field, c.pg_type) for c in entity.columns] + list(entity.derived)
+from tickets.staging import convert_row, map_headers  # noqa: E402
 
 
 def main(path: str) -> None:
     for table in read_sqlite(Path(path)):
         entity = ENTITIES[table.entity_hint]
         mapping = map_headers(entity, table.headers, table.name)
-        _, fields = _staging_sql(entity)
         db_table = apps.get_model(entity.model_name)._meta.db_table
-        updates = ", ".join(f'"{f}" = EXCLUDED."{f}"' for f in fields if f != entity.key)
+        source = [c.field for c in entity.columns]
+        derived = [d.name for d in entity.derived]
+        every = source + derived
+        updates = ", ".join(f'"{f}" = EXCLUDED."{f}"' for f in every if f != entity.key)
         action = "NOTHING" if entity.window_replace else f"UPDATE SET {updates}"
-        if entity.fingerprint_sql:
-            # The key is computed by PostgreSQL from the typed values, as in the pipeline.
-            source = [f for f in fields if f != entity.key]
-            typed = dict(_typed_columns(entity))
-            select = ", ".join(f'%s::{typed[f]} AS "{f}"' for f in source)
-            cols = ", ".join(f'"{f}"' for f in source)
-            sql = (
-                f'INSERT INTO {db_table} ({cols}, "{entity.key}") '
-                f"SELECT s.*, {entity.fingerprint_sql} FROM (SELECT {select}) s "
-                f'ON CONFLICT ("{entity.key}") DO {action}'
-            )
-            fields = source
-        else:
-            cols = ", ".join(f'"{f}"' for f in fields)
-            marks = ", ".join(["%s"] * len(fields))
-            sql = (
-                f"INSERT INTO {db_table} ({cols}) VALUES ({marks}) "
-                f'ON CONFLICT ("{entity.key}") DO {action}'
-            )
+        # One INSERT per row; derived columns by the registry's SQL, as in the pipeline.
+        select = ", ".join(f'%s::{c.pg_type} AS "{c.field}"' for c in entity.columns)
+        exprs = "".join(f", {d.sql()}" for d in entity.derived)
+        cols = ", ".join(f'"{f}"' for f in every)
+        sql = (
+            f"INSERT INTO {db_table} ({cols}) SELECT s.*{exprs} FROM (SELECT {select}) s "
+            f'ON CONFLICT ("{entity.key}") DO {action}'
+        )
         with transaction.atomic(), connection.cursor() as cursor:
             for _number, values in table.rows:
                 row, _issues = convert_row(mapping, values)
                 if row is not None:
-                    cursor.execute(sql, [row[f] for f in fields])
+                    cursor.execute(sql, [row[f] for f in source])
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ def test_bool_junk_is_warning_not_error():
     [
         ("2025-07-03 11:13", dt.datetime(2025, 7, 3, 11, 13, tzinfo=UTC)),
         ("2025-07-03 11:13:00", dt.datetime(2025, 7, 3, 11, 13, tzinfo=UTC)),
-        ("2025-07-03T11:13:05.250", dt.datetime(2025, 7, 3, 11, 13, 5, 250000, tzinfo=UTC)),
+        # Stored to the second, like real date cells (and the SQL fast path).
+        ("2025-07-03T11:13:05.250", dt.datetime(2025, 7, 3, 11, 13, 5, tzinfo=UTC)),
+        ("2025-07-03 11:13:05.5", dt.datetime(2025, 7, 3, 11, 13, 6, tzinfo=UTC)),
         ("20/05/2025 8:42", dt.datetime(2025, 5, 20, 8, 42, tzinfo=UTC)),
         ("3/7/2025", dt.datetime(2025, 7, 3, tzinfo=UTC)),
         ("3/7/2025 1:05 PM", dt.datetime(2025, 7, 3, 13, 5, tzinfo=UTC)),

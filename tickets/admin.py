@@ -37,18 +37,10 @@ from tickets.models import (
     TimesheetEntry,
 )
 from tickets.resources import FORMULA_START, RosterResource, export_resource
+from tickets.staging import ISSUE_COLUMNS
 
 IMPORT_PERMISSION = "tickets.add_importrun"
-REPORT_FIELDS = (
-    "run_id",
-    "entity",
-    "row_number",
-    "natural_key",
-    "column",
-    "raw_value",
-    "reason",
-    "severity",
-)
+REPORT_FIELDS = ISSUE_COLUMNS  # the report shows every stored column of an issue
 PREVIEW_ISSUES = 20
 
 

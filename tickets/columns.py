@@ -8,10 +8,9 @@ exports and the tests. A column is named once, here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -54,7 +53,7 @@ KINDS: dict[str, tuple[v.Parser, str, Callable[[], models.Field]]] = {
     TEXT: (v.parse_text, "text", lambda: models.TextField(null=True, blank=True)),
     ASSIGNEE: (v.parse_assignee, "text", lambda: models.TextField(null=True, blank=True)),
     BIGINT: (v.parse_int, "bigint", lambda: models.BigIntegerField(null=True, blank=True)),
-    INT: (v.parse_int, "integer", lambda: models.IntegerField(null=True, blank=True)),
+    INT: (v.parse_int32, "integer", lambda: models.IntegerField(null=True, blank=True)),
     BOOL: (v.parse_bool, "boolean", lambda: models.BooleanField(null=True, blank=True)),
     TIMESTAMP: (
         v.parse_datetime,
@@ -113,6 +112,14 @@ class Column:
         return f
 
 
+class Derived(NamedTuple):
+    """A column computed from the typed source columns, in SQL (one rule for every path)."""
+
+    name: str
+    pg_type: str
+    sql: Callable[[], str]  # a function: some rules read settings (AUTOMATION_USERS)
+
+
 @dataclass(frozen=True)
 class Entity:
     name: str  # "tickets", "comments", ...
@@ -121,15 +128,13 @@ class Entity:
     key: str  # natural key field stored in the table (unique)
     legacy_table: str | None = None
     window_field: str | None = None  # date field defining the data window
-    derived: tuple[tuple[str, str], ...] = ()  # (field, pg_type) computed by derive()
+    derived: tuple[Derived, ...] = ()
     # Set for entities where the file is the truth inside its date window (timesheets).
     window_replace: bool = False
-    derive: Callable[[dict[str, Any]], None] | None = field(default=None, compare=False)
-    fingerprint_sql: str | None = None  # SQL filling the key in staging (keyless sources)
 
     @property
     def fields(self) -> list[str]:
-        return [c.field for c in self.columns] + [name for name, _ in self.derived]
+        return [c.field for c in self.columns] + [d.name for d in self.derived]
 
     @property
     def required_headers(self) -> list[str]:
@@ -287,37 +292,29 @@ ROSTER_COLUMNS = (
 )
 
 
-@lru_cache(maxsize=4)
-def _automation_users(names: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(n.strip().lower() for n in names)
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
-def _derive_comment(row: dict[str, Any]) -> None:
-    """Customer-facing: a recognised flag wins, else the public type; automation never counts."""
-    automation = _automation_users(tuple(settings.AUTOMATION_USERS))
-    user = (row.get("user_name") or "").strip().lower()
-    if user in automation:
-        row["is_customer_facing"] = False
-    elif row.get("visible_to_customer") is not None:
-        row["is_customer_facing"] = row["visible_to_customer"]
-    else:
-        row["is_customer_facing"] = (row.get("comment_type") or "").strip().lower() == "comments"
+def customer_facing_sql() -> str:
+    """Customer-facing comment: a recognised flag wins, else the public type; automation
+    accounts (settings.AUTOMATION_USERS) never count."""
+    users = ", ".join(_sql_text(u.strip().lower()) for u in settings.AUTOMATION_USERS) or "NULL"
+    return (
+        f"CASE WHEN lower(btrim(coalesce(user_name, ''))) IN ({users}) THEN false "
+        "WHEN visible_to_customer IS NOT NULL THEN visible_to_customer "
+        "ELSE lower(btrim(coalesce(comment_type, ''))) = 'comments' END"
+    )
 
 
 #: Timesheets have no source key: identity is the hash of all their normalised (typed) source
-#: values, computed set-based in the staging table. ROW(...)::text is PostgreSQL's canonical
-#: rendering of the typed values, so the same entry from XLSX, CSV or SQLite hashes the same.
+#: values. ROW(...)::text is PostgreSQL's canonical rendering of the typed values, so the same
+#: entry from XLSX, CSV or SQLite hashes the same.
 TIMESHEET_FINGERPRINT_SQL = (
     "encode(sha256(convert_to(ROW("
     + ", ".join(f'"{c.field}"' for c in TIMESHEET_COLUMNS)
     + ")::text, 'UTF8')), 'hex')"
 )
-
-
-def _derive_timesheet(row: dict[str, Any]) -> None:
-    crm = row.get("crm_id")
-    row["ticket_id"] = crm if crm is not None and crm > 0 else None
-    row["fingerprint"] = None  # filled in staging by TIMESHEET_FINGERPRINT_SQL
 
 
 ENTITIES: dict[str, Entity] = {
@@ -331,8 +328,7 @@ ENTITIES: dict[str, Entity] = {
             "comment_id",
             "comments",
             "created_at",
-            derived=(("is_customer_facing", "boolean"),),
-            derive=_derive_comment,
+            derived=(Derived("is_customer_facing", "boolean", customer_facing_sql),),
         ),
         Entity(
             "timesheets",
@@ -341,10 +337,12 @@ ENTITIES: dict[str, Entity] = {
             "fingerprint",
             "timesheets",
             "work_date",
-            derived=(("ticket_id", "bigint"), ("fingerprint", "char(64)")),
+            derived=(
+                # TS-Crm ID names the ticket; 0 marks admin time.
+                Derived("ticket_id", "bigint", lambda: "CASE WHEN crm_id > 0 THEN crm_id END"),
+                Derived("fingerprint", "char(64)", lambda: TIMESHEET_FINGERPRINT_SQL),
+            ),
             window_replace=True,
-            derive=_derive_timesheet,
-            fingerprint_sql=TIMESHEET_FINGERPRINT_SQL,
         ),
         Entity(
             "comment_quality",

@@ -175,11 +175,16 @@ class Comment(Lineage):
 class TimesheetEntry(Lineage):
     locals().update(model_fields("timesheets"))
     ticket_id = models.BigIntegerField(null=True, blank=True)
-    # Hex digest: byte-wise "C" collation makes the unique index compare with memcmp.
-    fingerprint = models.CharField(max_length=64, unique=True, db_collation="C")
+    # Hex digest: byte-wise "C" collation makes the unique index compare with memcmp. Unique by
+    # a named constraint, not unique=True, which would add a second (LIKE pattern) index that
+    # every insert pays for and no query uses.
+    fingerprint = models.CharField(max_length=64, db_collation="C")
 
     class Meta:
         verbose_name_plural = "timesheet entries"
+        constraints = [
+            models.UniqueConstraint(fields=["fingerprint"], name="timesheet_fingerprint_key"),
+        ]
         indexes = [
             # Linked timesheets per ticket (2.1, 3.5, 4.2).
             models.Index(fields=["ticket_id"], name="timesheet_ticket_idx"),

@@ -18,7 +18,7 @@ from import_export import fields, resources, widgets
 
 from tickets import values as v
 from tickets.columns import ENTITIES, Column, Entity
-from tickets.pipeline import fingerprint_of
+from tickets.staging import derived_values
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -85,8 +85,10 @@ def import_resource(entity_name: str) -> type[resources.ModelResource]:
     """Upsert by natural key with the registry parsers and derived fields (roster, benchmark)."""
     entity = ENTITIES[entity_name]
     attrs: dict[str, Any] = _column_fields(entity)
-    for name, _pg in entity.derived:
-        attrs[name] = fields.Field(attribute=name, column_name=name, widget=PassThroughWidget())
+    for d in entity.derived:
+        attrs[d.name] = fields.Field(
+            attribute=d.name, column_name=d.name, widget=PassThroughWidget()
+        )
     names = tuple(attrs)
     meta = type(
         "Meta",
@@ -112,13 +114,13 @@ class _ImportBase(resources.ModelResource):
 
     def before_import(self, dataset: Any, **kwargs: Any) -> None:
         """Room for the derived columns: import-export only reads keys the dataset has."""
-        for name, _pg in self.entity.derived:
-            if name not in (dataset.headers or []):
-                dataset.append_col([None] * len(dataset), header=name)
+        for d in self.entity.derived:
+            if d.name not in (dataset.headers or []):
+                dataset.append_col([None] * len(dataset), header=d.name)
 
     def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        """Derived fields (timesheet fingerprint, comment visibility) as the pipeline does."""
-        if not self.entity.derive:
+        """Derived fields (timesheet fingerprint, comment visibility) by the pipeline's SQL."""
+        if not self.entity.derived:
             return
         typed: dict[str, Any] = {}
         for c in self.entity.columns:
@@ -126,12 +128,7 @@ class _ImportBase(resources.ModelResource):
                 typed[c.field] = c.parser(row.get(c.header)).value
             except v.InvalidValue:
                 typed[c.field] = None
-        self.entity.derive(typed)
-        if self.entity.fingerprint_sql:
-            # The pipeline hashes while staging; a row-by-row path asks the same SQL per row.
-            typed[self.entity.key] = fingerprint_of(self.entity, typed)
-        for name, _pg in self.entity.derived:
-            row[name] = typed.get(name)
+        row.update(derived_values(self.entity, typed))
 
 
 RosterResource = import_resource("roster")

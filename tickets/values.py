@@ -41,6 +41,9 @@ EXCEL_ERRORS = frozenset(
         "#UNKNOWN!",
     }
 )
+#: What trimming removes: ASCII whitespace, as PostgreSQL's btrim can do cheaply (the SQL fast
+#: path trims the same way). A non-breaking space is kept, as Excel's TRIM() keeps it.
+WHITESPACE = " \t\n\r\x0b\x0c"
 TRUE_WORDS = frozenset({"yes", "true", "y", "1"})
 FALSE_WORDS = frozenset({"no", "false", "n", "0"})
 MIN_YEAR, MAX_YEAR = 1990, 2100
@@ -75,7 +78,7 @@ def _screen(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> Any:
     if raw is None:
         return EMPTY
     if type(raw) is str:
-        s = raw.strip()
+        s = raw.strip(WHITESPACE)
         if not s or s in placeholders:
             return EMPTY
         if s[0] == "#" and s in EXCEL_ERRORS:
@@ -108,7 +111,7 @@ def parse_text(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> Parsed:
     if isinstance(raw, (int, dt.date, dt.time)):
         return Parsed(str(raw))
     # NUL bytes cannot be stored in PostgreSQL text.
-    return Parsed(str(raw).strip().replace("\x00", ""))
+    return Parsed(str(raw).strip(WHITESPACE).replace("\x00", ""))
 
 
 _ASSIGNEE_PLACEHOLDERS = PLACEHOLDERS | ASSIGNEE_PLACEHOLDERS
@@ -136,7 +139,7 @@ def parse_int(raw: Any) -> Parsed:
             raise InvalidValue("not an integer")
         value = int(raw)
     elif isinstance(raw, str):
-        s = raw.strip()
+        s = raw.strip(WHITESPACE)
         try:
             value = int(s)
         except ValueError:
@@ -146,12 +149,25 @@ def parse_int(raw: Any) -> Parsed:
                 raise InvalidValue("not an integer") from None
             if not f.is_finite() or f != f.to_integral_value():
                 raise InvalidValue("not an integer") from None
+            if f.adjusted() > 18:  # checked before int(): 1e999999 would take a minute
+                raise InvalidValue("integer out of range") from None
             value = int(f)
     else:
         raise InvalidValue("not an integer")
     if abs(value) > BIGINT_MAX:
         raise InvalidValue("integer out of range")
     return Parsed(value)
+
+
+INT_MAX = 2**31 - 1
+
+
+def parse_int32(raw: Any) -> Parsed:
+    """An integer that fits PostgreSQL's integer column."""
+    parsed = parse_int(raw)
+    if parsed.value is not None and abs(parsed.value) > INT_MAX:
+        raise InvalidValue("integer out of range")
+    return parsed
 
 
 HOURS_MAX = Decimal("999999.99")
@@ -166,13 +182,15 @@ def parse_decimal(raw: Any, quantum: Decimal = CENT, maximum: Decimal = HOURS_MA
     if isinstance(raw, bool):
         raise InvalidValue("not a number")
     try:
-        value = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
+        value = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip(WHITESPACE))
     except InvalidOperation:
         raise InvalidValue("not a number") from None
     if not value.is_finite():
         raise InvalidValue("not a number")
     if value < 0:
         raise InvalidValue("negative value")
+    if value.adjusted() >= maximum.adjusted() + 1:  # quantize would overflow the context
+        raise InvalidValue(f"greater than {maximum}")
     value = value.quantize(quantum, rounding=ROUND_HALF_UP)
     if value > maximum:
         raise InvalidValue(f"greater than {maximum}")
@@ -195,7 +213,7 @@ def parse_bool(raw: Any) -> Parsed:
         return raw
     if isinstance(raw, bool):
         return Parsed(raw)
-    word = _number_text(raw) if isinstance(raw, float) else str(raw).strip().lower()
+    word = _number_text(raw) if isinstance(raw, float) else str(raw).strip(WHITESPACE).lower()
     if word in TRUE_WORDS:
         return Parsed(True)
     if word in FALSE_WORDS:
@@ -254,10 +272,10 @@ def _naive_datetime(raw: Any) -> dt.datetime:
         raise InvalidValue("not a date")
     if isinstance(raw, (int, float)):
         return _from_serial(float(raw))
-    s = str(raw).strip()
+    s = str(raw).strip(WHITESPACE)
     if len(s) >= 10 and s[4] == "-":  # ISO first: the common case, parsed in C
         try:
-            return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+            return _round_second(dt.datetime.fromisoformat(s.replace("Z", "+00:00")))
         except ValueError:
             pass
     if _NUMBER.match(s):
@@ -278,7 +296,7 @@ def _naive_datetime(raw: Any) -> dt.datetime:
         except ValueError as exc:
             raise InvalidValue(f"not a valid date ({exc})") from None
     try:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        return _round_second(dt.datetime.fromisoformat(s.replace("Z", "+00:00")))
     except ValueError:
         raise InvalidValue("not a recognised date format") from None
 
@@ -309,6 +327,19 @@ def _future_warning(value: dt.datetime) -> str | None:
     return None
 
 
+def _localise(naive: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """Attach the source zone the way PostgreSQL's AT TIME ZONE does, so the SQL fast path and
+    this parser agree: a repeated local hour (clocks going back) is read as standard time, the
+    later instant; a skipped one (clocks going forward) with the offset before the change."""
+    local = naive.replace(tzinfo=zone)
+    later = naive.replace(tzinfo=zone, fold=1)
+    if local.utcoffset() != later.utcoffset():
+        round_trip = later.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+        if round_trip == naive:  # ambiguous, not skipped
+            return later
+    return local
+
+
 def parse_datetime(raw: Any) -> Parsed:
     raw = _screen(raw)
     if type(raw) is Parsed:
@@ -316,7 +347,7 @@ def parse_datetime(raw: Any) -> Parsed:
     value = _naive_datetime(raw)
     _check_year(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=source_zone())
+        value = _localise(value, source_zone())
     value = value.astimezone(dt.UTC)
     return Parsed(value, _future_warning(value))
 
@@ -346,7 +377,7 @@ def parse_time(raw: Any) -> Parsed:
         raw = raw.total_seconds() / 86400
     if isinstance(raw, bool):
         raise InvalidValue("not a time")
-    s = raw if isinstance(raw, (int, float)) else str(raw).strip()
+    s = raw if isinstance(raw, (int, float)) else str(raw).strip(WHITESPACE)
     if isinstance(s, str) and _NUMBER.match(s):
         s = float(s)
     if isinstance(s, (int, float)):

@@ -30,6 +30,8 @@ class RawTable:
     total: int | None = None  # row count when the reader knows it (progress bars)
     file_name: str = ""
     entity_hint: str | None = None  # legacy table name -> entity, when known
+    # Headers of the columns that can deliver Python floats (None: any column can).
+    float_columns: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

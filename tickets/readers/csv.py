@@ -44,7 +44,13 @@ def read_csv(path: Path) -> RawTable:
     # Trailing empty header cells are export padding, not columns.
     while headers and not headers[-1].strip():
         headers.pop()
-    table = RawTable(name=path.name, headers=headers, rows=iter(()), file_name=path.name)
+    table = RawTable(
+        name=path.name,
+        headers=headers,
+        rows=iter(()),
+        file_name=path.name,
+        float_columns=frozenset(),  # every cell is text
+    )
     table.rows = _rows(fh, reader, header_row, len(headers), table)
     return table
 
@@ -56,7 +62,7 @@ def _rows(
     try:
         for record in reader:
             number += 1
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue
             if len(record) != width:
                 extra = record[width:]

@@ -59,7 +59,24 @@ def table_reader(conn: sqlite3.Connection, path: Path, table: str) -> RawTable:
         total=total,
         file_name=path.name,
         entity_hint=LEGACY_TABLES.get(table),
+        float_columns=float_columns(conn, table),
     )
+
+
+def float_columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
+    """Columns that can hold a whole-number REAL (12.0): those with REAL or no type affinity.
+
+    SQLite converts numbers to text in TEXT columns and whole REALs to integers in INTEGER and
+    NUMERIC ones, so only these can hand Python a float like 12.0.
+    """
+    found = set()
+    for _cid, name, declared, *_ in conn.execute(f'PRAGMA table_info("{table}")'):
+        kind = (declared or "").upper()
+        if "INT" in kind or any(t in kind for t in ("CHAR", "CLOB", "TEXT")):
+            continue
+        if not kind or "BLOB" in kind or any(t in kind for t in ("REAL", "FLOA", "DOUB")):
+            found.add(name)
+    return frozenset(found)
 
 
 def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[int, list]]:

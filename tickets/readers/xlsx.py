@@ -190,5 +190,5 @@ def _rows(
         for col, text in errors.get(number, ()):
             if 0 <= col < width:
                 values[col] = text
-        if any(cell not in ("", None) for cell in values):
+        if values.count("") + values.count(None) < len(values):
             yield number, values

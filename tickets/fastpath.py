@@ -1,0 +1,231 @@
+"""The SQL fast path of the value parsers: clean cells are typed inside PostgreSQL.
+
+Why: converting ~5 million cells one at a time in Python was most of a load's time. The shapes
+that make up nearly every real cell (ISO and day-first dates, Excel serials, plain numbers,
+yes/no words, placeholders) are typed here, set-based, in the staging query. Anything the fast
+path does not fully recognise -- and every cell that would carry a warning (Excel errors,
+dates from today on, junk booleans) -- comes out NULL, and its row is sent back to the Python
+parsers of ``tickets.values``, which stay the one definition of what a value means.
+``tests/test_fastpath.py`` holds the two to the same answers.
+
+Each ``fast_sql`` expression takes the *trimmed* raw text (``trim_sql``) and never raises: a
+cast only runs after a LIKE pattern and a regular expression have proven the shape, and length
+tests have ruled out overflow. Cost matters (these run once per cell): LIKE is nearly free,
+while PostgreSQL's regex engine pays per state, so patterns stay small and unbounded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+
+from tickets import columns as c
+from tickets import values as v
+
+
+def _literal(text: str) -> str:
+    """A PostgreSQL E'' literal with every non-printable or non-ASCII character escaped."""
+    out = []
+    for ch in text:
+        if ch == "'":
+            out.append("''")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "E'" + "".join(out) + "'"
+
+
+def trim_sql(ref: str) -> str:
+    return f"btrim({ref}, {_literal(v.WHITESPACE)})"
+
+
+def _in_list(words: frozenset[str]) -> str:
+    return "(" + ", ".join(_literal(w) for w in sorted(words)) + ")"
+
+
+def blank_sql(kind: str, t: str) -> str:
+    """True when the trimmed text means "no value" (empty or a placeholder). The length test
+    comes first: it spares the comparisons for nearly every real value."""
+    words = v.PLACEHOLDERS | (v.ASSIGNEE_PLACEHOLDERS if kind == c.ASSIGNEE else frozenset())
+    longest = max(len(w.encode()) for w in words)
+    return f"(octet_length({t}) <= {longest} AND {t} IN {_in_list(words | {''})})"
+
+
+def _days_in_month(y: str, m: str) -> str:
+    return (
+        f"CASE WHEN {m} = 2 THEN CASE WHEN {y} % 4 = 0 AND ({y} % 100 <> 0 OR {y} % 400 = 0) "
+        f"THEN 29 ELSE 28 END WHEN {m} IN (4, 6, 9, 11) THEN 30 ELSE 31 END"
+    )
+
+
+def _valid_date(y: str, m: str, d: str) -> str:
+    return (
+        f"{y} BETWEEN {v.MIN_YEAR} AND {v.MAX_YEAR} AND {m} BETWEEN 1 AND 12 "
+        f"AND {d} BETWEEN 1 AND ({_days_in_month(y, m)})"
+    )
+
+
+def _len(expr: str) -> str:
+    return f"octet_length({expr})"
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+#: ISO with a space or a T between date and time. The LIKE
+#: patterns fix every separator's position; the regex then proves the rest are digits.
+ISO_SHAPES = (
+    "____-__-__",
+    *(f"____-__-__{sep}__:__{rest}" for sep in (" ", "T") for rest in ("", ":__", ":__.%")),
+)
+ISO = r"'^[0-9]+-[0-9]+-[0-9]+([ T][0-9]+:[0-9]+(:[0-9]+(\.[0-9]+)?)?)?$'"
+DAYFIRST = r"'^[0-9]+/[0-9]+/[0-9]+( [0-9]+:[0-9]+(:[0-9]+)?)?$'"
+NUMBER = r"'^[0-9]+(\.[0-9]+)?$'"
+CLOCK = r"'^[0-9]+:[0-9]+(:[0-9]+(\.[0-9]+)?)?$'"
+
+
+def _iso_ok(t: str, date_only: bool = False) -> str:
+    shapes = ISO_SHAPES[:1] if date_only else ISO_SHAPES
+    like = " OR ".join(f"{t} LIKE '{shape}'" for shape in shapes)
+    y, m, d = (f"substr({t}, {a}, {n})::int" for a, n in ((1, 4), (6, 2), (9, 2)))
+    clock = (
+        f"substr({t}, 12, 2) <= '23' AND substr({t}, 15, 2) <= '59' AND substr({t}, 18, 2) <= '59'"
+    )
+    # At most microseconds: Python truncates longer fractions where PostgreSQL rounds.
+    return f"({like}) AND {_len(t)} <= 26 AND {t} ~ {ISO} AND {_valid_date(y, m, d)} AND {clock}"
+
+
+def _dayfirst(t: str) -> tuple[str, str, str, str, str]:
+    """(shape test, year, month, day, time-of-day) of 'D/M/YYYY[ H:MM[:SS]]'."""
+    day_part, clock_part = f"split_part({t}, ' ', 1)", f"split_part({t}, ' ', 2)"
+    a, b, y = (f"split_part({day_part}, '/', {i})" for i in (1, 2, 3))
+    h, mi, s = (f"split_part({clock_part}, ':', {i})" for i in (1, 2, 3))
+    shape = (
+        f"{t} LIKE '%/%/____%' AND {t} ~ {DAYFIRST} AND {_len(a)} <= 2 AND {_len(b)} <= 2 "
+        f"AND {_len(y)} = 4 AND {_len(h)} <= 2 AND {_len(mi)} IN (0, 2) AND {_len(s)} IN (0, 2)"
+    )
+    a, b, y = f"{a}::int", f"{b}::int", f"{y}::int"
+    day, month = (a, b) if settings.DATE_DAY_FIRST else (b, a)
+    h, mi, s = (f"coalesce(nullif({x}, ''), '0')::int" for x in (h, mi, s))
+    shape += f" AND {_valid_date(y, month, day)} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
+    return shape, y, month, day, f"make_time({h}, {mi}, {s})"
+
+
+def _serial(t: str) -> tuple[str, str]:
+    """(shape test, naive timestamp) of an Excel serial, rounded to the second like Python.
+
+    Python rounds through a float and a microsecond first, so within a microsecond of half a
+    second the two could round apart: those few serials are left to Python.
+    """
+    lo, hi = v.EXCEL_SERIAL_RANGE
+    seconds = f"({t}::numeric * 86400)"
+    ok = (
+        f"{t} ~ {NUMBER} AND {_len(t)} <= 30 "
+        f"AND {_len(f'split_part({t}, {chr(39)}.{chr(39)}, 1)')} = 5 "
+        f"AND {t}::numeric BETWEEN {lo} AND {hi} AND abs({seconds} % 1 - 0.5) > 0.000002"
+    )
+    return ok, f"(timestamp '1899-12-30' + round({seconds}) * interval '1 second')"
+
+
+def _timestamp(t: str, today: dt.date) -> str:
+    """Naive local times read in SOURCE_TIME_ZONE. Only dates before `today` (UTC) take the fast
+    path: later ones may need the "more than a day in the future" warning, so Python decides."""
+    zone = _literal(settings.SOURCE_TIME_ZONE)
+    cutoff = today.isoformat()
+    dayfirst, y, m, d, clock = _dayfirst(t)
+    serial_ok, serial = _serial(t)
+    return (
+        f"CASE WHEN {_iso_ok(t)} AND substr({t}, 1, 10) < '{cutoff}' "
+        f"THEN timezone({zone}, date_trunc('second', {t}::timestamp + interval '0.5 second')) "
+        f"WHEN {dayfirst} AND make_date({y}, {m}, {d}) < date '{cutoff}' "
+        f"THEN timezone({zone}, make_date({y}, {m}, {d}) + {clock}) "
+        f"WHEN {serial_ok} AND {serial} < timestamp '{cutoff}' "
+        f"THEN timezone({zone}, {serial}) END"
+    )
+
+
+def _date(t: str, today: dt.date) -> str:
+    cutoff = today.isoformat()
+    dayfirst, y, m, d, _ = _dayfirst(t)
+    serial_ok, serial = _serial(t)
+    return (
+        f"CASE WHEN ({_iso_ok(t, date_only=True)} OR ({t} LIKE '____-__-__ 00:00:00' "
+        f"AND {_iso_ok(t)})) AND substr({t}, 1, 10) < '{cutoff}' "
+        f"THEN substr({t}, 1, 10)::date "
+        f"WHEN {dayfirst} AND {t} NOT LIKE '% %' AND make_date({y}, {m}, {d}) < date '{cutoff}' "
+        f"THEN make_date({y}, {m}, {d}) "
+        f"WHEN {serial_ok} AND {serial} < timestamp '{cutoff}' THEN {serial}::date END"
+    )
+
+
+def _time(t: str) -> str:
+    h, mi, s = (f"split_part({t}, ':', {i})" for i in (1, 2, 3))
+    s = f"split_part({s}, '.', 1)"
+    shape = f"{t} ~ {CLOCK} AND {_len(h)} <= 2 AND {_len(mi)} = 2 AND {_len(s)} IN (0, 2)"
+    h, mi, s = f"{h}::int", f"{mi}::int", f"coalesce(nullif({s}, ''), '0')::int"
+    return (
+        f"CASE WHEN {shape} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59 "
+        f"THEN make_time({h}, {mi}, {s}) END"
+    )
+
+
+# --- numbers and words ------------------------------------------------------------------------
+
+
+def _integer(t: str, digits: int, pg_type: str) -> str:
+    whole = f"split_part({t}, '.', 1)"
+    return (
+        rf"CASE WHEN {t} ~ '^[+-]?[0-9]+(\.0*)?$' AND {_len(f'ltrim({whole}, {chr(39)}+-{chr(39)})')}"
+        f" <= {digits} THEN {whole}::{pg_type} END"
+    )
+
+
+DECIMAL = r"'^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)$'"
+
+
+def _decimal(t: str, places: int, lo: str, hi: str, pg_type: str) -> str:
+    value = f"round({t}::numeric, {places})"
+    return (
+        f"CASE WHEN {t} ~ {DECIMAL} AND {_len(t)} <= 30 AND {value} BETWEEN {lo} AND {hi} "
+        f"THEN {value}::{pg_type} END"
+    )
+
+
+def _bool(t: str) -> str:
+    trues = " ".join(f"WHEN {_literal(w)} THEN true" for w in sorted(v.TRUE_WORDS))
+    falses = " ".join(f"WHEN {_literal(w)} THEN false" for w in sorted(v.FALSE_WORDS))
+    longest = max(len(w) for w in v.TRUE_WORDS | v.FALSE_WORDS)
+    return f"CASE WHEN {_len(t)} <= {longest} THEN CASE lower({t}) {trues} {falses} END END"
+
+
+def fast_sql(kind: str, t: str, today: dt.date | None = None) -> str:
+    """SQL typing the trimmed text `t` as `kind`, or NULL when Python must look at the cell."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    pg_type = c.KINDS[kind][1]
+    if kind in (c.TEXT, c.ASSIGNEE):
+        # '#' may start an Excel error cell: Python words the warning.
+        return f"CASE WHEN {blank_sql(kind, t)} OR {t} LIKE '#%' THEN NULL ELSE {t} END"
+    if kind == c.BIGINT:
+        return _integer(t, 18, pg_type)
+    if kind == c.INT:
+        return _integer(t, 9, pg_type)
+    if kind == c.SCORE5:
+        return rf"CASE WHEN {t} ~ '^[1-5](\.0*)?$' THEN split_part({t}, '.', 1)::{pg_type} END"
+    if kind == c.BOOL:
+        return _bool(t)
+    if kind == c.HOURS:
+        return _decimal(t, 2, "0", "999999.99", pg_type)
+    if kind == c.SCORE:
+        return _decimal(t, 2, "1", "5", pg_type)
+    if kind == c.UNIT:
+        return _decimal(t, 4, "0", "1", pg_type)
+    if kind == c.TIMESTAMP:
+        return _timestamp(t, today)
+    if kind == c.DATE:
+        return _date(t, today)
+    if kind == c.TIME:
+        return _time(t)
+    raise ValueError(f"no fast path for kind {kind!r}")

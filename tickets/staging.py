@@ -1,0 +1,476 @@
+"""Staging: every source row into the temp table `stg`, typed and validated (SPEC §4.1-4.2).
+
+How, and why this way: Python does no per-cell work on the common path. Each batch of raw
+cells is COPYed as text into `raw` and typed set-based by the SQL fast path
+(``tickets.fastpath``) into `typed`, from a sender thread while the main thread reads the next
+batch -- so reading the file and typing it in PostgreSQL overlap. Rows the fast path could not
+fully vouch for (odd formats, warnings, rejections) are flagged and then run through the
+Python parsers of ``tickets.values`` (``convert_row``), which define what a value means and
+word every issue. Finally `stg` gets the derived columns by the registry's SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.copy import QueuedLibpqWriter
+
+from tickets import fastpath
+from tickets import values as v
+from tickets.columns import ASSIGNEE, BOOL, TEXT, Column, Entity, header_lookup
+from tickets.models import ImportIssue, ImportRun
+from tickets.readers import RawTable, SourceError
+from tickets.readers.base import BadRow
+
+log = logging.getLogger(__name__)
+
+ISSUE_COLUMNS = (
+    "run_id",
+    "entity",
+    "row_number",
+    "natural_key",
+    "column",
+    "raw_value",
+    "reason",
+    "severity",
+)
+ERROR, WARNING = ImportIssue.Severity.ERROR.value, ImportIssue.Severity.WARNING.value
+STAGING_TABLES = ("raw", "typed", "fixed", "stg")
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    staged: int = 0
+    rejected: int = 0
+    warned: int = 0
+    superseded: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    orphans: int = 0
+    reasons: Counter = field(default_factory=Counter)  # rejection reasons for the summary
+
+
+# --- column mapping ---------------------------------------------------------------------------
+
+
+@dataclass
+class Mapping:
+    entity: Entity
+    positions: list[tuple[int, Column]]  # source column index -> registry column
+    file_issues: list[tuple[str, str]]  # (column, reason) warnings about the header row
+
+    def __post_init__(self) -> None:
+        # Precomputed for the per-cell loop in convert_row.
+        self.plan = [(i, c.parser, c.field, c.required, c.header) for i, c in self.positions]
+        mapped = {c.field for _, c in self.positions}
+        self.absent = [c.field for c in self.entity.columns if c.field not in mapped]
+
+
+def map_headers(entity: Entity, headers: list[str], file_name: str) -> Mapping:
+    """Match the header row to the registry; a missing required column refuses the file."""
+    lookup = header_lookup(entity)
+    positions: list[tuple[int, Column]] = []
+    seen: set[str] = set()
+    issues: list[tuple[str, str]] = []
+    for index, header in enumerate(headers):
+        if header is None or not str(header).strip():
+            continue
+        column = lookup.get(str(header).strip().lstrip("\ufeff").strip().casefold())
+        if column is None:
+            issues.append((str(header), "unknown column ignored"))
+        elif column.field in seen:
+            issues.append((str(header), f"duplicate column for {column.header}: first one used"))
+        else:
+            seen.add(column.field)
+            positions.append((index, column))
+    missing_required = [c.header for c in entity.columns if c.required and c.field not in seen]
+    if missing_required:
+        raise SourceError(
+            file_name,
+            f"missing required column(s) for {entity.name}: " + ", ".join(missing_required),
+        )
+    for c in entity.columns:
+        if c.field not in seen:
+            issues.append((c.header, "missing optional column: loaded as NULL"))
+    return Mapping(entity, positions, issues)
+
+
+# --- one row through the Python parsers ---------------------------------------------------------
+
+
+def _raw_text(raw: Any) -> str:
+    """The raw value as the user would recognise it in the file (12.0 from Excel is 12)."""
+    if raw is None:
+        return ""
+    if type(raw) is float and raw.is_integer():
+        return str(int(raw))
+    return str(raw)[:500]
+
+
+def convert_row(
+    mapping: Mapping, values: list[Any]
+) -> tuple[dict[str, Any] | None, list[tuple[str, str, str, str]]]:
+    """Typed row (or None when rejected) and its issues as (severity, column, raw, reason)."""
+    row: dict[str, Any] = dict.fromkeys(mapping.absent)
+    errors: list[tuple[str, str, str, str]] = []
+    warnings: list[tuple[str, str, str, str]] = []
+    width = len(values)
+    for index, parser, name, required, header in mapping.plan:
+        raw = values[index] if index < width else None
+        try:
+            value, warning = parser(raw)
+        except v.InvalidValue as exc:
+            if required:
+                errors.append((ERROR, header, _raw_text(raw), exc.reason))
+            else:
+                warnings.append((WARNING, header, _raw_text(raw), f"invalid: {exc.reason}"))
+            row[name] = None
+            continue
+        if value is None and required:
+            errors.append((ERROR, header, _raw_text(raw), warning or "required value is empty"))
+        elif warning:
+            warnings.append((WARNING, header, _raw_text(raw), warning))
+        row[name] = value
+    if errors:
+        return None, errors
+    return row, warnings
+
+
+# --- SQL helpers --------------------------------------------------------------------------------
+
+
+def q(name: str) -> str:
+    return f'"{name}"'
+
+
+def staging_ddl(entity: Entity, table: str = "stg", derived: bool = True) -> tuple[str, list[str]]:
+    cols = [(c.field, c.pg_type) for c in entity.columns]
+    if derived:
+        cols += [(d.name, d.pg_type) for d in entity.derived]
+    ddl = ", ".join(f"{q(name)} {pg_type}" for name, pg_type in cols)
+    return f"CREATE TEMP TABLE {table} (row_number integer, {ddl}) ON COMMIT DROP", [
+        name for name, _ in cols
+    ]
+
+
+def derived_values(entity: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    """The derived columns of one typed row, by the same SQL staging uses (row-by-row paths)."""
+    if not entity.derived:
+        return {}
+    select = ", ".join(f"%s::{c.pg_type} AS {q(c.field)}" for c in entity.columns)
+    exprs = ", ".join(f"{d.sql()} AS {q(d.name)}" for d in entity.derived)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {exprs} FROM (SELECT {select}) s", [row.get(c.field) for c in entity.columns]
+        )
+        return dict(zip([d.name for d in entity.derived], cursor.fetchone(), strict=True))
+
+
+def issue_rows(
+    run_id: int, entity: str, number: int | None, key: str, issues: list[tuple[str, str, str, str]]
+) -> list[tuple]:
+    return [
+        (run_id, entity, number, key, column, raw, reason, severity)
+        for severity, column, raw, reason in issues
+    ]
+
+
+def copy_rows(
+    cur: Any, table: str, columns: list[str] | tuple[str, ...], rows: list[tuple]
+) -> None:
+    """COPY rows through a psycopg cursor (a queued writer sends while Python formats)."""
+    if not rows:
+        return
+    copy_sql = f"COPY {table} ({', '.join(map(q, columns))}) FROM STDIN"
+    with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+# --- raw cells as the Python parsers would see them ---------------------------------------------
+
+_TEXT_OID = postgres.types["text"].oid
+
+
+class _TextFloat(Dumper):
+    """12.0 from a spreadsheet is the text 12, as values.parse_text renders it."""
+
+    oid = _TEXT_OID
+
+    def dump(self, obj: float) -> bytes:
+        return (str(int(obj)) if obj.is_integer() else repr(obj)).encode()
+
+
+class _TextBool(Dumper):
+    oid = _TEXT_OID
+
+    def dump(self, obj: bool) -> bytes:
+        return b"true" if obj else b"false"
+
+
+class _TextDuration(Dumper):
+    """Spreadsheet durations are times of day: a fraction of a day, as values.parse_time reads."""
+
+    oid = _TEXT_OID
+
+    def dump(self, obj: dt.timedelta) -> bytes:
+        return repr(obj.total_seconds() / 86400).encode()
+
+
+FLOAT_SENSITIVE_KINDS = frozenset({TEXT, ASSIGNEE, BOOL})
+
+
+def _raw_cursor(pg: psycopg.Connection, mapping: Mapping, table: RawTable) -> psycopg.Cursor:
+    """A cursor whose dumpers render cells as text the Python parsers read the same way.
+
+    The float dumper runs in Python (~1 µs a cell), so it is only installed when a float can
+    reach a column where 12.0 and 12 differ (text, booleans); the reader says where floats can
+    occur (None: anywhere).
+    """
+    cur = pg.cursor()
+    cur.adapters.register_dumper(bool, _TextBool)
+    cur.adapters.register_dumper(dt.timedelta, _TextDuration)
+    if any(
+        col.kind in FLOAT_SENSITIVE_KINDS
+        and (table.float_columns is None or table.headers[i] in table.float_columns)
+        for i, col in mapping.positions
+    ):
+        cur.adapters.register_dumper(float, _TextFloat)
+    return cur
+
+
+def _write_raw(copy: Any, rows: list[tuple]) -> None:
+    for row in rows:
+        try:
+            copy.write_row(row)
+        except psycopg.DataError:
+            # A NUL byte, which PostgreSQL text cannot hold: drop the half-written row from the
+            # formatter's buffer (it always starts at a row boundary) and write it cleaned.
+            buffer = copy.formatter._write_buffer
+            del buffer[buffer.rfind(b"\n") + 1 :]
+            copy.write_row(tuple(x.replace("\x00", "") if type(x) is str else x for x in row))
+
+
+# --- the typing query ---------------------------------------------------------------------------
+
+
+def _needs_python(mapping: Mapping) -> str:
+    """A row goes to Python when the fast path left a cell NULL although it holds a value, or
+    a required field has no value (Python words the rejection)."""
+    tests = []
+    for _, c in mapping.positions:
+        typed, text = q(c.field), q(f"_{c.field}")
+        if c.required:
+            tests.append(f"{typed} IS NULL")
+        else:
+            tests.append(
+                f"({typed} IS NULL AND {text} IS NOT NULL "
+                f"AND NOT {fastpath.blank_sql(c.kind, text)})"
+            )
+    return " OR ".join(tests) or "false"
+
+
+def typing_sql(mapping: Mapping, today: dt.date) -> str:
+    """INSERT INTO typed ... FROM raw: fast-path values, the needs-Python flag and, for flagged
+    rows only, the trimmed cells for Python. Each layer ends in OFFSET 0 so the planner keeps
+    it (otherwise it would inline a trim or a conversion into every reference to it)."""
+    cols = [c for _, c in mapping.positions]
+    trimmed = ", ".join(f"{fastpath.trim_sql(q(c.field))} AS {q(c.field)}" for c in cols)
+    fast = ", ".join(
+        f"{fastpath.fast_sql(c.kind, q(c.field), today)} AS {q(c.field)}, "
+        f"{q(c.field)} AS {q('_' + c.field)}"
+        for c in cols
+    )
+    fields = ", ".join(q(c.field) for c in cols)
+    texts = ", ".join(q("_" + c.field) for c in cols)
+    return (
+        f"INSERT INTO typed (row_number, {fields}, python, cells) "
+        f"SELECT row_number, {fields}, python, CASE WHEN python THEN ARRAY[{texts}] END "
+        f"FROM (SELECT row_number, {fields}, {texts}, {_needs_python(mapping)} AS python "
+        f"FROM (SELECT row_number, {fast} "
+        f"FROM (SELECT row_number, {trimmed} FROM raw OFFSET 0) a OFFSET 0) b OFFSET 0) c"
+    )
+
+
+class _Sender:
+    """Ships batches to PostgreSQL from one thread: COPY into `raw`, type them into `typed`.
+
+    The main thread reads and builds the next batch meanwhile; at most one batch is in flight,
+    so memory stays at two batches. The thread uses the psycopg connection of the run's
+    transaction directly (Django connections are per thread); the main thread does not touch
+    it until the sender is drained.
+    """
+
+    def __init__(self, cursor: Any, mapping: Mapping, table: RawTable):
+        self.pg = cursor.cursor.connection
+        self.raw = _raw_cursor(self.pg, mapping, table)
+        self.sql = self.pg.cursor()
+        names = ", ".join(q(c.field) for _, c in mapping.positions)
+        self.copy_raw = f"COPY raw (row_number, {names}) FROM STDIN"
+        self.typing = typing_sql(mapping, timezone.now().date())
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
+        self.pending: Future | None = None
+
+    def _ship(self, rows: list[tuple], issues: list[tuple]) -> None:
+        if rows:
+            with self.raw.copy(self.copy_raw, writer=QueuedLibpqWriter(self.raw)) as copy:
+                _write_raw(copy, rows)
+            self.sql.execute(self.typing)
+            self.sql.execute("TRUNCATE raw")
+        copy_rows(self.sql, "tickets_importissue", ISSUE_COLUMNS, issues)
+
+    def send(self, rows: list[tuple], issues: list[tuple]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._ship, rows, issues)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # re-raises the thread's error here
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
+            self.raw.close()
+            self.sql.close()
+
+
+def copy_and_type(
+    cursor: Any, run: ImportRun, mapping: Mapping, table: RawTable, progress: Any
+) -> Counts:
+    """Read every row; raw cells go to PostgreSQL untouched, reader-level bad rows become issues."""
+    names = [c.field for _, c in mapping.positions]
+    cursor.execute(
+        "CREATE TEMP TABLE raw (row_number integer, "
+        + ", ".join(f"{q(n)} text" for n in names)
+        + ") ON COMMIT DROP"
+    )
+    ddl, _ = staging_ddl(mapping.entity, "typed", derived=False)
+    cursor.execute(
+        ddl.replace(") ON COMMIT DROP", ", python boolean, cells text[]) ON COMMIT DROP")
+    )
+    indexes = [i for i, _ in mapping.positions]
+    width = max(indexes) + 1
+    identity = indexes == list(range(width))
+    pick = itemgetter(*indexes) if len(indexes) > 1 else (lambda row: (row[indexes[0]],))
+    entity_name = mapping.entity.name
+    counts = Counts()
+    issues = issue_rows(
+        run.pk, entity_name, None, "", [(WARNING, c, "", r) for c, r in mapping.file_issues]
+    )
+    batch: list[tuple] = []
+    size = settings.IMPORT_BATCH_ROWS
+    sender = _Sender(cursor, mapping, table)
+    try:
+        for number, values in table.rows:
+            counts.read += 1
+            if type(values) is BadRow:
+                counts.rejected += 1
+                counts.reasons[values.reason.split(" (")[0]] += 1
+                issues.append((run.pk, entity_name, number, "", "", "", values.reason, ERROR))
+            else:
+                if len(values) < width:
+                    values = [*values, *([None] * (width - len(values)))]
+                if identity and len(values) == width:
+                    batch.append((number, *values))
+                else:
+                    batch.append((number, *pick(values)))
+            if len(batch) >= size or len(issues) >= size:
+                sender.send(batch, issues)
+                batch, issues = [], []
+                progress.update(counts.read)
+        sender.send(batch, issues)
+    finally:
+        sender.close()
+    progress.update(counts.read, force=True)
+    return counts
+
+
+def convert_flagged(cursor: Any, run: ImportRun, mapping: Mapping, counts: Counts) -> bool:
+    """The rows flagged for Python, through convert_row: their values, warnings and rejections
+    are exactly the registry's. Returns True when there were any (then `fixed` holds them)."""
+    cursor.execute("SELECT count(*) FROM typed WHERE python")
+    if not cursor.fetchone()[0]:
+        return False
+    entity = mapping.entity
+    ddl, fields = staging_ddl(entity, "fixed", derived=False)
+    cursor.execute(ddl)
+    compact = Mapping(entity, [(i, c) for i, (_, c) in enumerate(mapping.positions)], [])
+    key_index = next((i for i, c in compact.positions if c.field == entity.key), None)
+    pg = cursor.cursor.connection
+    rows: list[tuple] = []
+    issues: list[tuple] = []
+    size = settings.IMPORT_BATCH_ROWS
+    with pg.cursor(name="flagged_rows") as source, pg.cursor() as sink:
+        source.itersize = size
+        source.execute("SELECT row_number, cells FROM typed WHERE python ORDER BY row_number")
+        for number, values in source:
+            row, row_issues = convert_row(compact, values)
+            if row is None:
+                counts.rejected += 1
+                for _, column, _, reason in row_issues:
+                    counts.reasons[f"{column}: {reason}"] += 1
+            else:
+                rows.append((number, *[row[f] for f in fields]))
+                if row_issues:
+                    counts.warned += 1
+            if row_issues:
+                key = _raw_text(values[key_index]) if key_index is not None else ""
+                issues.extend(issue_rows(run.pk, entity.name, number, key, row_issues))
+            if len(rows) >= size or len(issues) >= size:
+                copy_rows(sink, "fixed", ["row_number", *fields], rows)
+                copy_rows(sink, "tickets_importissue", ISSUE_COLUMNS, issues)
+                rows, issues = [], []
+        copy_rows(sink, "fixed", ["row_number", *fields], rows)
+        copy_rows(sink, "tickets_importissue", ISSUE_COLUMNS, issues)
+    return True
+
+
+def build_stg(cursor: Any, entity: Entity, flagged: bool) -> None:
+    """typed (the Python-typed rows in place of the flagged ones) -> stg, derived columns added."""
+    ddl, _ = staging_ddl(entity)
+    cursor.execute(ddl)
+    fields = ", ".join(q(c.field) for c in entity.columns)
+    derived = "".join(f", {d.sql()}" for d in entity.derived)
+    source = f"(SELECT row_number, {fields} FROM typed WHERE NOT python"
+    source += f" UNION ALL SELECT row_number, {fields} FROM fixed)" if flagged else ")"
+    cursor.execute(f"INSERT INTO stg SELECT row_number, {fields}{derived} FROM {source} s")
+
+
+def stage_rows(
+    cursor: Any, run: ImportRun, mapping: Mapping, table: RawTable, progress: Any
+) -> Counts:
+    """Every row of the source into `stg`, typed and validated; issues into ImportIssue."""
+    for name in STAGING_TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+    steps: dict[str, float] = {}
+    mark = time.monotonic()
+    counts = copy_and_type(cursor, run, mapping, table, progress)
+    steps["read+copy+sql types"] = time.monotonic() - mark
+    mark = time.monotonic()
+    flagged = convert_flagged(cursor, run, mapping, counts)
+    steps["python types"] = time.monotonic() - mark
+    mark = time.monotonic()
+    build_stg(cursor, mapping.entity, flagged)
+    steps["stg"] = time.monotonic() - mark
+    log.info("run %s staging %s", run.pk, {k: round(t, 2) for k, t in steps.items()})
+    counts.staged = counts.read - counts.rejected
+    return counts
