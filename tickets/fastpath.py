@@ -69,6 +69,10 @@ def _valid_date(y: str, m: str, d: str) -> str:
     )
 
 
+#: Digit strings compare byte-wise: the database's default collation would call strcoll.
+C = 'COLLATE "C"'
+
+
 def _len(expr: str) -> str:
     return f"octet_length({expr})"
 
@@ -92,7 +96,8 @@ def _iso_ok(t: str, date_only: bool = False) -> str:
     like = " OR ".join(f"{t} LIKE '{shape}'" for shape in shapes)
     y, m, d = (f"substr({t}, {a}, {n})::int" for a, n in ((1, 4), (6, 2), (9, 2)))
     clock = (
-        f"substr({t}, 12, 2) <= '23' AND substr({t}, 15, 2) <= '59' AND substr({t}, 18, 2) <= '59'"
+        f"substr({t}, 12, 2) {C} <= '23' AND substr({t}, 15, 2) {C} <= '59' "
+        f"AND substr({t}, 18, 2) {C} <= '59'"
     )
     # At most microseconds: Python truncates longer fractions where PostgreSQL rounds.
     return f"({like}) AND {_len(t)} <= 26 AND {t} ~ {ISO} AND {_valid_date(y, m, d)} AND {clock}"
@@ -161,14 +166,46 @@ def _date(t: str, today: dt.date) -> str:
     )
 
 
+CLOCK_SHAPES = ("_:__", "__:__", "_:__:__", "__:__:__")
+
+
+def _clock(t: str, twelve_hour: bool) -> tuple[str, str]:
+    """(shape test, time) of H:MM[:SS], or of H:MM[:SS] AM/PM. LIKE fixes where the colons
+    are, the colon count proves there are no others and a one-class regex that the rest are
+    digits: cheaper than one regex with groups."""
+    clock = f"split_part({t}, ' ', 1)" if twelve_hour else t
+    suffix = " __" if twelve_hour else ""
+    like = " OR ".join(f"{t} LIKE '{shape}{suffix}'" for shape in CLOCK_SHAPES)
+    colons = (
+        f"({_len(clock)} - {_len(f'replace({clock}, {chr(39)}:{chr(39)}, {chr(39)}{chr(39)})')})"
+    )
+    h, mi, s = (f"split_part({clock}, ':', {i})" for i in (1, 2, 3))
+    shape = (
+        f"({like}) AND {clock} ~ '^[0-9:]+$' AND {colons} = {_len(clock)} / 3 "
+        f"AND {mi} {C} <= '59' AND {s} {C} <= '59'"
+    )
+    if not twelve_hour:
+        return f"{shape} AND {h}::int <= 23", f"{clock}::time"
+    pm = f"upper(right({t}, 2))"
+    shape += f" AND {pm} IN ('AM', 'PM') AND {h}::int BETWEEN 1 AND 12"
+    hour = f"{h}::int % 12 + CASE WHEN {pm} = 'PM' THEN 12 ELSE 0 END"
+    seconds = f"coalesce(nullif({s}, ''), '0')::int"
+    return shape, f"make_time({hour}, {mi}::int, {seconds})"
+
+
 def _time(t: str) -> str:
-    h, mi, s = (f"split_part({t}, ':', {i})" for i in (1, 2, 3))
-    s = f"split_part({s}, '.', 1)"
-    shape = f"{t} ~ {CLOCK} AND {_len(h)} <= 2 AND {_len(mi)} = 2 AND {_len(s)} IN (0, 2)"
-    h, mi, s = f"{h}::int", f"{mi}::int", f"coalesce(nullif({s}, ''), '0')::int"
+    """H:MM[:SS], with or without AM/PM, or an Excel day fraction (rounded to the second, the
+    few within a microsecond of half a second left to Python, as for serials)."""
+    clock24, time24 = _clock(t, twelve_hour=False)
+    clock12, time12 = _clock(t, twelve_hour=True)
+    seconds = f"({t}::numeric * 86400)"
+    fraction = (
+        f"{t} ~ {NUMBER} AND {_len(t)} <= 30 AND {t}::numeric < 1 "
+        f"AND abs({seconds} % 1 - 0.5) > 0.000002"
+    )
     return (
-        f"CASE WHEN {shape} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59 "
-        f"THEN make_time({h}, {mi}, {s}) END"
+        f"CASE WHEN {clock24} THEN {time24} WHEN {clock12} THEN {time12} "
+        f"WHEN {fraction} THEN time '00:00' + round({seconds}) * interval '1 second' END"
     )
 
 

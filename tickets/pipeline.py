@@ -98,14 +98,13 @@ def drop_superseded(cursor: Any, run: ImportRun, entity: Entity, counts: Counts)
     key = entity.key
     cursor.execute(
         f"""
-        WITH ranked AS (
-            SELECT row_number, "{key}"::text AS k,
-                   max(row_number) OVER (PARTITION BY "{key}") AS winner
-            FROM stg
+        WITH duplicated AS (  -- a hash aggregate: no sort of the whole file
+            SELECT "{key}" AS k, max(row_number) AS winner FROM stg
+            GROUP BY "{key}" HAVING count(*) > 1
         ), gone AS (
-            DELETE FROM stg USING ranked
-            WHERE stg.row_number = ranked.row_number AND ranked.row_number <> ranked.winner
-            RETURNING ranked.row_number, ranked.k, ranked.winner
+            DELETE FROM stg USING duplicated d
+            WHERE stg."{key}" = d.k AND stg.row_number <> d.winner
+            RETURNING stg.row_number, d.k::text AS k, d.winner
         ), logged AS (
             INSERT INTO tickets_importissue ({", ".join(f'"{c}"' for c in ISSUE_COLUMNS)})
             SELECT %s, %s, row_number, left(k, 200), %s, k,
