@@ -393,7 +393,7 @@ COMMON = [
     (c.HOURS, "8", D("8.00")),
     (c.HOURS, "0.125", D("0.13")),
     (c.HOURS, "0.124", D("0.12")),
-    (c.HOURS, "999999.99", D("999999.99")),
+    (c.HOURS, "99999.99", D("99999.99")),
     (c.HOURS, "0", D("0.00")),
     (c.SCORE, "4.25", D("4.25")),
     (c.SCORE, "1", D("1.00")),
@@ -755,7 +755,7 @@ def _clean(kind: str, rng: random.Random, day_first: bool = True) -> str:
     elif kind == c.HOURS:
         text = rng.choice((f"{rng.randint(0, 99999)}.{rng.randrange(100):02d}",
                            f"{rng.randint(0, 24)}.{rng.randrange(1000):03d}",
-                           f".{rng.randint(1, 99)}", str(rng.randint(0, 999999))))  # fmt: skip
+                           f".{rng.randint(1, 99)}", str(rng.randint(0, 99999))))  # fmt: skip
     elif kind == c.SCORE:
         text = rng.choice((f"{rng.randint(1, 4)}.{rng.randrange(100):02d}", "5", "5.0"))
     elif kind == c.UNIT:

@@ -213,21 +213,24 @@ def _time(t: str) -> str:
 
 
 def _integer(t: str, digits: int, pg_type: str) -> str:
+    """Digits, or digits and '.0' (ids written as floats), maybe negative; '+' goes to Python."""
     whole = f"split_part({t}, '.', 1)"
     return (
-        rf"CASE WHEN {t} ~ '^[+-]?[0-9]+(\.0*)?$' AND {_len(f'ltrim({whole}, {chr(39)}+-{chr(39)})')}"
-        f" <= {digits} THEN {whole}::{pg_type} END"
+        rf"CASE WHEN {t} ~ '^-?[0-9]+(\.0+)?$' "
+        f"AND {_len(f'ltrim({whole}, {chr(39)}-{chr(39)})')} <= {digits} "
+        f"THEN {whole}::{pg_type} END"
     )
 
 
-DECIMAL = r"'^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)$'"
-
-
-def _decimal(t: str, places: int, lo: str, hi: str, pg_type: str) -> str:
-    value = f"round({t}::numeric, {places})"
+def _decimal(t: str, pg_type: str, int_digits: int, lo: str, hi: str) -> str:
+    """Digits with an optional fraction ('.5' too); the cast to numeric(p,s) rounds half away from zero,
+    as Python's ROUND_HALF_UP does for non-negative values. `int_digits` keeps the rounded
+    value inside the type (larger values are left to Python, which words the error)."""
+    value = f"{t}::{pg_type}"
     return (
-        f"CASE WHEN {t} ~ {DECIMAL} AND {_len(t)} <= 30 AND {value} BETWEEN {lo} AND {hi} "
-        f"THEN {value}::{pg_type} END"
+        rf"CASE WHEN {t} ~ '^[0-9]*\.?[0-9]+$' AND {_len(t)} <= 30 "
+        f"AND {_len(f'split_part({t}, {chr(39)}.{chr(39)}, 1)')} <= {int_digits} "
+        f"AND {value} BETWEEN {lo} AND {hi} THEN {value} END"
     )
 
 
@@ -254,11 +257,11 @@ def fast_sql(kind: str, t: str, today: dt.date | None = None) -> str:
     if kind == c.BOOL:
         return _bool(t)
     if kind == c.HOURS:
-        return _decimal(t, 2, "0", "999999.99", pg_type)
+        return _decimal(t, pg_type, 5, "0", "99999.99")
     if kind == c.SCORE:
-        return _decimal(t, 2, "1", "5", pg_type)
-    if kind == c.UNIT:
-        return _decimal(t, 4, "0", "1", pg_type)
+        return _decimal(t, pg_type, 1, "1", "5")
+    if kind == c.UNIT:  # 1.99995 still rounds inside numeric(5,4); 2 and up go to Python
+        return f"CASE WHEN {t} {C} < '2' THEN {_decimal(t, pg_type, 1, '0', '1')} END"
     if kind == c.TIMESTAMP:
         return _timestamp(t, today)
     if kind == c.DATE:
