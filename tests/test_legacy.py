@@ -138,3 +138,26 @@ def test_text_that_is_not_utf8_is_loaded_with_replacement(tmp_path):
     call_command("migrate_legacy", str(path), "--tables", "comments")
     assert Comment.objects.count() == 30
     assert Comment.objects.get(pk=7).text == "cafe\ufffd"
+
+
+def test_nul_bytes_are_dropped_and_real_numbers_in_text_columns_read_as_written(tmp_path):
+    """PostgreSQL text cannot hold NUL; a REAL 12.0 in a text column is the text 12."""
+    path = tmp_path / "legacy.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        'CREATE TABLE tickets ("TKT-Ticket ID" INTEGER, "TKT-Created Time" TIMESTAMP, '
+        '"TKT-Status" TEXT, "TKT-Title" TEXT, "TKT-Job#/Ref#" REAL, "TKT-SLA Met" REAL)'
+    )
+    conn.executemany(
+        "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (1, "2025-07-03 11:13:00", "Closed", "bad\x00title", 12.0, 1.0),
+            (2, "2025-07-03 11:14:00", "Open", "fine", 12.5, 0.0),
+        ],
+    )
+    conn.commit()
+    conn.close()
+    call_command("migrate_legacy", str(path))
+    first, second = Ticket.objects.order_by("ticket_id")
+    assert (first.title, first.job_ref, first.sla_met) == ("badtitle", "12", True)
+    assert (second.title, second.job_ref, second.sla_met) == ("fine", "12.5", False)
