@@ -265,3 +265,32 @@ def test_backup_before_an_import_that_can_delete(tmp_path, settings):
     )
     backup = Backup.objects.get(reason="pre-import")
     assert backup.status == "succeeded" and f"backup #{backup.pk}" in run.notes
+
+
+def test_a_file_that_breaks_after_many_batches_changes_nothing(tmp_path, settings):
+    """Batches already typed in PostgreSQL by the sender thread are rolled back with the rest."""
+    settings.IMPORT_BATCH_ROWS = 20
+    import_file(f.write_xlsx(tmp_path / "seed.xlsx", "tickets", [f.ticket(1)]))
+    before = snapshot()
+    path = f.write_csv(tmp_path / "tickets.csv", "tickets", [f.ticket(i) for i in range(2, 200)])
+    path.write_bytes(path.read_bytes() + b"9999,2025-07-03 11:13:00,Closed,\xff\xfe bad\n")
+    with pytest.raises(ImportFailed, match="not UTF-8 text near row"):
+        import_file(path)
+    assert snapshot() == before
+    run = ImportRun.objects.order_by("-pk").first()
+    assert run.status == "failed" and not ImportIssue.objects.filter(run=run).exists()
+
+
+def test_rows_the_fast_path_declines_are_typed_by_the_parsers(tmp_path):
+    """Odd shapes (AM/PM with seconds and no space, a '+' sign, an error cell) go to Python."""
+    rows = [f.ticket(i) for i in range(1, 6)]
+    rows[0].update(created_at="3/7/2025 1:05PM")
+    rows[1].update(ticket_id="+2")
+    rows[2].update(sla_met="#N/A")
+    run = import_file(f.write_csv(tmp_path / "tickets.csv", "tickets", rows))
+    assert (run.rows_inserted, run.rows_warned, run.rows_rejected) == (5, 1, 0)
+    assert Ticket.objects.get(pk=1).created_at == dt.datetime(2025, 7, 3, 13, 5, tzinfo=dt.UTC)
+    assert Ticket.objects.filter(pk=2).exists()
+    assert Ticket.objects.get(pk=3).sla_met is None
+    issue = ImportIssue.objects.get(run=run)
+    assert (issue.row_number, issue.column, issue.raw_value) == (4, "TKT-SLA Met", "#N/A")
