@@ -1,10 +1,11 @@
 """The load pipeline (SPEC §4.2): one path for XLSX, CSV and legacy SQLite.
 
-read -> convert/validate (columns registry + value parsers) -> COPY into a temp staging table
--> one set-based merge per entity -> ImportRun counts and ImportIssue rows, in one transaction.
+read -> stage (tickets.staging: raw text COPY, typed by the SQL fast path, odd rows by the value
+parsers) -> duplicate keys -> reject-rate gate -> one set-based merge per entity -> ImportRun
+counts and ImportIssue rows -> metric facts refreshed, all in one transaction.
 
-Memory stays flat: rows are converted and copied in batches; only counters and a short sample
-of error reasons are kept in Python.
+Memory stays flat: rows move in batches; only counters and a short sample of error reasons are
+kept in Python.
 """
 
 from __future__ import annotations

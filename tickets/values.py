@@ -70,7 +70,7 @@ Parser = Callable[[Any], Parsed]
 
 
 def _screen(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> Any:
-    """The first step of every parser (hot path: one call per cell).
+    """The first step of every parser (once per cell of the rows the SQL fast path declines).
 
     Returns a Parsed for blanks, placeholders and Excel error cells, else the raw value with
     strings trimmed.
