@@ -79,8 +79,8 @@ def _len(expr: str) -> str:
 
 # --- dates ------------------------------------------------------------------------------------
 
-#: ISO with a space or a T between date and time. The LIKE
-#: patterns fix every separator's position; the regex then proves the rest are digits.
+#: ISO with a space or a T between date and time. The LIKE patterns fix every separator's
+#: position; the regex then proves the rest are digits.
 ISO_SHAPES = (
     "____-__-__",
     *(f"____-__-__{sep}__:__{rest}" for sep in (" ", "T") for rest in ("", ":__", ":__.%")),
@@ -88,7 +88,6 @@ ISO_SHAPES = (
 ISO = r"'^[0-9]+-[0-9]+-[0-9]+([ T][0-9]+:[0-9]+(:[0-9]+(\.[0-9]+)?)?)?$'"
 DAYFIRST = r"'^[0-9]+/[0-9]+/[0-9]+( [0-9]+:[0-9]+(:[0-9]+)?)?$'"
 NUMBER = r"'^[0-9]+(\.[0-9]+)?$'"
-CLOCK = r"'^[0-9]+:[0-9]+(:[0-9]+(\.[0-9]+)?)?$'"
 
 
 def _iso_ok(t: str, date_only: bool = False) -> str:
