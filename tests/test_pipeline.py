@@ -294,3 +294,40 @@ def test_rows_the_fast_path_declines_are_typed_by_the_parsers(tmp_path):
     assert Ticket.objects.get(pk=3).sla_met is None
     issue = ImportIssue.objects.get(run=run)
     assert (issue.row_number, issue.column, issue.raw_value) == (4, "TKT-SLA Met", "#N/A")
+
+
+def _indexes_and_constraints(table):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1", [table]
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass ORDER BY 1",
+            [table],
+        )
+        return indexes, cursor.fetchall()
+
+
+def test_first_load_into_an_empty_table_builds_indexes_after(tmp_path, monkeypatch):
+    """The bulk path drops and rebuilds secondary indexes and unique constraints as they were;
+    the next, overlapping import upserts against them as usual."""
+    from tickets import pipeline
+
+    monkeypatch.setattr(pipeline, "BULK_LOAD_MIN_ROWS", 2)
+    table = TimesheetEntry._meta.db_table
+    before = _indexes_and_constraints(table)
+    rows = [f.timesheet(i, f"0{1 + i % 5}/07/2025", crm=i % 3) for i in range(1, 11)]
+    first = import_file(f.write_xlsx(tmp_path / "ts1.xlsx", "timesheets", rows))
+    assert (first.rows_inserted, TimesheetEntry.objects.count()) == (10, 10)
+    assert _indexes_and_constraints(table) == before
+    assert TimesheetEntry.objects.filter(ticket_id__isnull=False).count() == 7  # crm 0 = admin
+
+    again = import_file(
+        f.write_xlsx(tmp_path / "ts2.xlsx", "timesheets", [*rows, f.timesheet(11, "03/07/2025")])
+    )
+    assert (again.rows_inserted, again.rows_unchanged, again.rows_deleted) == (1, 10, 0)
+    assert TimesheetEntry.objects.count() == 11
