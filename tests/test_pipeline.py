@@ -331,3 +331,23 @@ def test_first_load_into_an_empty_table_builds_indexes_after(tmp_path, monkeypat
     )
     assert (again.rows_inserted, again.rows_unchanged, again.rows_deleted) == (1, 10, 0)
     assert TimesheetEntry.objects.count() == 11
+
+
+def test_spreadsheet_numbers_and_booleans_in_text_columns_read_as_shown(tmp_path):
+    """A number cell in a text column is the text Excel shows (12, not 12.0); TRUE is 'true'."""
+    rows = [f.ticket(i) for i in range(1, 4)]
+    rows[0].update(job_ref=12.0, title=True, sla_met=1.0)
+    rows[1].update(job_ref=12.5, title=False, sla_met=0.0)
+    run = import_file(f.write_xlsx(tmp_path / "tickets.xlsx", "tickets", rows))
+    assert (run.rows_inserted, run.rows_warned) == (3, 0)
+    first, second = Ticket.objects.get(pk=1), Ticket.objects.get(pk=2)
+    assert (first.job_ref, first.title, first.sla_met) == ("12", "true", True)
+    assert (second.job_ref, second.title, second.sla_met) == ("12.5", "false", False)
+
+
+def test_csv_nul_bytes_are_dropped(tmp_path):
+    """Past the first 4 KB (where a NUL means a binary file), a NUL byte is dropped."""
+    rows = [f.ticket(i) for i in range(1, 100)] + [f.ticket(100, title="bad\x00title")]
+    run = import_file(f.write_csv(tmp_path / "tickets.csv", "tickets", rows))
+    assert run.rows_inserted == 100
+    assert Ticket.objects.get(pk=100).title == "badtitle"
