@@ -351,3 +351,26 @@ def test_csv_nul_bytes_are_dropped(tmp_path):
     run = import_file(f.write_csv(tmp_path / "tickets.csv", "tickets", rows))
     assert run.rows_inserted == 100
     assert Ticket.objects.get(pk=100).title == "badtitle"
+
+
+@pytest.mark.parametrize("connections", [1, 2, 3])
+def test_typing_connections_give_the_same_result(tmp_path, settings, connections):
+    """Batches dealt to several typing connections: same rows, values, flags and issues."""
+    settings.IMPORT_BATCH_ROWS = 3
+    settings.IMPORT_TYPING_CONNECTIONS = connections
+    rows = [f.ticket(i) for i in range(1, 21)]
+    rows[6].update(created_at="3/7/2025 1:05PM")  # file row 8: Python reads it
+    rows[9].update(sla_met="#N/A")  # file row 11: a warning
+    rows[13].update(created_at="")  # file row 15: rejected, required
+    rows[17].update(ticket_id="5", title="later")  # file row 19 supersedes row 6
+    run = import_file(f.write_csv(tmp_path / "tickets.csv", "tickets", rows))
+    assert (run.rows_read, run.rows_inserted, run.rows_rejected) == (20, 18, 1)
+    assert (run.rows_warned, run.rows_superseded) == (1, 1)
+    assert Ticket.objects.get(pk=7).created_at == dt.datetime(2025, 7, 3, 13, 5, tzinfo=dt.UTC)
+    assert Ticket.objects.get(pk=5).title == "later"
+    issues = ImportIssue.objects.filter(run=run).order_by("row_number")
+    assert [(i.row_number, i.severity) for i in issues] == [
+        (6, "warning"),
+        (11, "warning"),
+        (15, "error"),
+    ]

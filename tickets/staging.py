@@ -308,22 +308,21 @@ def typing_sql(mapping: Mapping, today: dt.date) -> str:
     )
 
 
-class _Sender:
-    """Ships batches to PostgreSQL from one thread: COPY into `raw`, type them into `typed`.
+class _Lane:
+    """One connection that takes batches from its own thread: COPY into `raw`, type them into
+    `typed` (both temp tables of that connection's session).
 
-    The main thread reads and builds the next batch meanwhile; at most one batch is in flight,
-    so memory stays at two batches. The thread uses the psycopg connection of the run's
-    transaction directly (Django connections are per thread); the main thread does not touch
-    it until the sender is drained.
+    At most one batch is in flight per lane. A lane's thread uses its psycopg connection
+    directly (Django connections are per thread); nobody else touches it until it is drained.
     """
 
-    def __init__(self, cursor: Any, mapping: Mapping, table: RawTable):
-        self.pg = cursor.cursor.connection
-        self.raw = _raw_cursor(self.pg, mapping, table)
-        self.sql = self.pg.cursor()
+    def __init__(self, pg: psycopg.Connection, mapping: Mapping, table: RawTable, typing: str):
+        self.pg = pg
+        self.raw = _raw_cursor(pg, mapping, table)
+        self.sql = pg.cursor()
         names = ", ".join(q(c.field) for _, c in mapping.positions)
         self.copy_raw = f"COPY raw (row_number, {names}) FROM STDIN"
-        self.typing = typing_sql(mapping, timezone.now().date())
+        self.typing = typing
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
         self.pending: Future | None = None
 
@@ -353,20 +352,83 @@ class _Sender:
             self.sql.close()
 
 
+class _Sender:
+    """Deals batches round-robin to lanes; the main thread reads the next batch meanwhile.
+
+    Lane 0 is the run's own connection and transaction. With IMPORT_TYPING_CONNECTIONS > 1,
+    further lanes are helper connections with their own temp `raw` and `typed`: typing is
+    what PostgreSQL spends the load on, and one backend left the second core half idle. At
+    the end their typed rows are copied (binary COPY) into the run's `typed`; the helpers
+    write nothing else and roll back. Issues always go through lane 0 (the run's transaction).
+    """
+
+    def __init__(self, cursor: Any, mapping: Mapping, table: RawTable, ddl: list[str]):
+        typing = typing_sql(mapping, timezone.now().date())
+        self.lanes = [_Lane(cursor.cursor.connection, mapping, table, typing)]
+        self.helpers: list[psycopg.Connection] = []
+        try:
+            for _ in range(settings.IMPORT_TYPING_CONNECTIONS - 1):
+                helper = psycopg.connect(**connection.get_connection_params())
+                self.helpers.append(helper)
+                with helper.cursor() as cur:
+                    cur.execute("SET TIME ZONE 'UTC'")
+                    for statement in ddl:
+                        cur.execute(statement)
+                self.lanes.append(_Lane(helper, mapping, table, typing))
+        except BaseException:
+            self._close_helpers()
+            raise
+        self.sent = 0
+
+    def send(self, rows: list[tuple], issues: list[tuple]) -> None:
+        if issues and len(self.lanes) > 1:
+            self.lanes[0].send([], issues)
+            issues = []
+        if rows or issues:
+            self.lanes[self.sent % len(self.lanes)].send(rows, issues)
+            self.sent += 1
+
+    def gather(self, cursor: Any) -> None:
+        """Drain every lane, then copy the helpers' typed rows into the run's `typed`."""
+        for lane in self.lanes:
+            lane.wait()
+        for helper in self.helpers:
+            with helper.cursor() as out, cursor.cursor.connection.cursor() as into:
+                with (
+                    out.copy("COPY typed TO STDOUT (FORMAT BINARY)") as source,
+                    into.copy("COPY typed FROM STDIN (FORMAT BINARY)") as sink,
+                ):
+                    for chunk in source:
+                        sink.write(chunk)
+
+    def close(self) -> None:
+        try:
+            for lane in self.lanes:
+                lane.close()
+        finally:
+            self._close_helpers()
+
+    def _close_helpers(self) -> None:
+        for helper in self.helpers:
+            helper.close()  # never committed: its temp tables go with it
+
+
 def copy_and_type(
     cursor: Any, run: ImportRun, mapping: Mapping, table: RawTable, progress: Any
 ) -> Counts:
     """Read every row; raw cells go to PostgreSQL untouched, reader-level bad rows become issues."""
     names = [c.field for _, c in mapping.positions]
-    cursor.execute(
+    raw_ddl = (
         "CREATE TEMP TABLE raw (row_number integer, "
         + ", ".join(f"{q(n)} text" for n in names)
         + ") ON COMMIT DROP"
     )
-    ddl, _ = staging_ddl(mapping.entity, "typed", derived=False)
-    cursor.execute(
-        ddl.replace(") ON COMMIT DROP", ", python boolean, cells text[]) ON COMMIT DROP")
+    typed_ddl, _ = staging_ddl(mapping.entity, "typed", derived=False)
+    typed_ddl = typed_ddl.replace(
+        ") ON COMMIT DROP", ", python boolean, cells text[]) ON COMMIT DROP"
     )
+    cursor.execute(raw_ddl)
+    cursor.execute(typed_ddl)
     indexes = [i for i, _ in mapping.positions]
     width = max(indexes) + 1
     identity = indexes == list(range(width))
@@ -378,7 +440,7 @@ def copy_and_type(
     )
     batch: list[tuple] = []
     size = settings.IMPORT_BATCH_ROWS
-    sender = _Sender(cursor, mapping, table)
+    sender = _Sender(cursor, mapping, table, [raw_ddl, typed_ddl])
     try:
         for number, values in table.rows:
             counts.read += 1
@@ -398,6 +460,7 @@ def copy_and_type(
                 batch, issues = [], []
                 progress.update(counts.read)
         sender.send(batch, issues)
+        sender.gather(cursor)
     finally:
         sender.close()
     progress.update(counts.read, force=True)
