@@ -158,7 +158,7 @@ def _timestamp(t: str, today: dt.date) -> str:
     dayfirst, y, m, d, clock = _dayfirst(t)
     serial_ok, serial = _serial(t)
     return (
-        f"CASE WHEN {_iso_ok(t)} AND substr({t}, 1, 10) < '{cutoff}' "
+        f"CASE WHEN {_iso_ok(t)} AND substr({t}, 1, 10) {C} < '{cutoff}' "
         f"THEN timezone({zone}, date_trunc('second', {t}::timestamp + interval '0.5 second')) "
         f"WHEN {dayfirst} AND make_date({y}, {m}, {d}) < date '{cutoff}' "
         f"THEN timezone({zone}, make_date({y}, {m}, {d}) + {clock}) "
@@ -173,7 +173,7 @@ def _date(t: str, today: dt.date) -> str:
     serial_ok, serial = _serial(t)
     return (
         f"CASE WHEN ({_iso_ok(t, date_only=True)} OR ({t} LIKE '____-__-__ 00:00:00' "
-        f"AND {_iso_ok(t)})) AND substr({t}, 1, 10) < '{cutoff}' "
+        f"AND {_iso_ok(t)})) AND substr({t}, 1, 10) {C} < '{cutoff}' "
         f"THEN substr({t}, 1, 10)::date "
         f"WHEN {dayfirst} AND {t} NOT LIKE '% %' AND make_date({y}, {m}, {d}) < date '{cutoff}' "
         f"THEN make_date({y}, {m}, {d}) "
