@@ -374,3 +374,23 @@ def test_typing_connections_give_the_same_result(tmp_path, settings, connections
         (11, "warning"),
         (15, "error"),
     ]
+
+
+def test_a_large_import_into_a_loaded_table_does_not_lock_readers_out(tmp_path, monkeypatch):
+    """The empty-table bulk path must not take its exclusive lock on a table that has rows."""
+    from django.db import connection
+
+    from tickets import pipeline
+
+    monkeypatch.setattr(pipeline, "BULK_LOAD_MIN_ROWS", 2)
+    import_file(f.write_xlsx(tmp_path / "seed.xlsx", "tickets", [f.ticket(1)]))
+    run = import_file(
+        f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(i) for i in (1, 2, 3)])
+    )
+    assert (run.rows_inserted, run.rows_unchanged) == (2, 1)
+    with connection.cursor() as cursor:  # the test's transaction still holds the run's locks
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'tickets_ticket'::regclass "
+            "AND mode = 'AccessExclusiveLock' AND pid = pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] == 0

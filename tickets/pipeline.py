@@ -199,8 +199,12 @@ def _load_into_empty(
     conflict and the result equals the upsert's. The table stays locked until commit; it was
     empty, so no reader loses rows it could see. Returns False (nothing done) if not empty.
     """
-    cursor.execute(f"LOCK TABLE {model_table} IN ACCESS EXCLUSIVE MODE")
+    # Look before locking: a weekly import into a loaded table must not block readers.
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {model_table})")
+    if cursor.fetchone()[0]:
+        return False
+    cursor.execute(f"LOCK TABLE {model_table} IN ACCESS EXCLUSIVE MODE")
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {model_table})")  # filled meanwhile?
     if cursor.fetchone()[0]:
         return False
     cursor.execute(
