@@ -135,19 +135,23 @@ def _dayfirst(t: str) -> tuple[str, str, str, str, str]:
 
 
 def _serial(t: str) -> tuple[str, str]:
-    """(shape test, naive timestamp) of an Excel serial, rounded to the second like Python.
-
-    Python rounds through a float and a microsecond first, so within a microsecond of half a
-    second the two could round apart: those few serials are left to Python.
-    """
+    """(shape test, naive timestamp) of an Excel serial, rounded to the second like Python."""
     lo, hi = v.EXCEL_SERIAL_RANGE
-    seconds = f"({t}::numeric * 86400)"
+    seconds, clear = _day_seconds(t)
     ok = (
         f"{t} ~ {NUMBER} AND {_len(t)} <= 30 "
         f"AND {_len(f'split_part({t}, {chr(39)}.{chr(39)}, 1)')} = 5 "
-        f"AND {t}::numeric BETWEEN {lo} AND {hi} AND abs({seconds} % 1 - 0.5) > 0.000002"
+        f"AND {t}::numeric BETWEEN {lo} AND {hi} AND {clear}"
     )
     return ok, f"(timestamp '1899-12-30' + round({seconds}) * interval '1 second')"
+
+
+def _day_seconds(t: str) -> tuple[str, str]:
+    """(seconds, test) of a day count given as digits: the test is false within a microsecond
+    of half a second, where Python (rounding a float to the microsecond first) could round the
+    other way -- those few values are left to Python."""
+    seconds = f"({t}::numeric * 86400)"
+    return seconds, f"abs({seconds} % 1 - 0.5) > 0.000002"
 
 
 def _timestamp(t: str, today: dt.date) -> str:
@@ -209,15 +213,11 @@ def _clock(t: str, twelve_hour: bool) -> tuple[str, str]:
 
 
 def _time(t: str) -> str:
-    """H:MM[:SS], with or without AM/PM, or an Excel day fraction (rounded to the second, the
-    few within a microsecond of half a second left to Python, as for serials)."""
+    """H:MM[:SS], with or without AM/PM, or an Excel day fraction rounded to the second."""
     clock24, time24 = _clock(t, twelve_hour=False)
     clock12, time12 = _clock(t, twelve_hour=True)
-    seconds = f"({t}::numeric * 86400)"
-    fraction = (
-        f"{t} ~ {NUMBER} AND {_len(t)} <= 30 AND {t}::numeric < 1 "
-        f"AND abs({seconds} % 1 - 0.5) > 0.000002"
-    )
+    seconds, clear = _day_seconds(t)
+    fraction = f"{t} ~ {NUMBER} AND {_len(t)} <= 30 AND {t}::numeric < 1 AND {clear}"
     return (
         f"CASE WHEN {clock24} THEN {time24} WHEN {clock12} THEN {time12} "
         f"WHEN {fraction} THEN time '00:00' + round({seconds}) * interval '1 second' END"

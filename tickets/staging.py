@@ -30,7 +30,15 @@ from psycopg.copy import QueuedLibpqWriter
 
 from tickets import fastpath
 from tickets import values as v
-from tickets.columns import ASSIGNEE, BOOL, TEXT, Column, Entity, header_lookup
+from tickets.columns import (
+    ASSIGNEE,
+    BOOL,
+    TEXT,
+    Column,
+    Entity,
+    header_lookup,
+    normalise_header,
+)
 from tickets.models import ImportIssue, ImportRun
 from tickets.readers import RawTable, SourceError
 from tickets.readers.base import BadRow
@@ -91,7 +99,7 @@ def map_headers(entity: Entity, headers: list[str], file_name: str) -> Mapping:
     for index, header in enumerate(headers):
         if header is None or not str(header).strip():
             continue
-        column = lookup.get(str(header).strip().lstrip("\ufeff").strip().casefold())
+        column = lookup.get(normalise_header(header))
         if column is None:
             issues.append((str(header), "unknown column ignored"))
         elif column.field in seen:
