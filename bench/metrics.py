@@ -267,7 +267,7 @@ def filtered_timings(runs: int, warmup: int) -> dict[str, Any]:
     from django.db import connection
 
     from metrics.registry import CORE_METRICS, METRICS
-    from ops.benchmarks import percentile
+    from ops.benchmarks import percentile, sample_ms
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -288,13 +288,7 @@ def filtered_timings(runs: int, warmup: int) -> dict[str, Any]:
         timings = {}
         with connection.cursor() as cursor:
             for metric in METRICS:
-                samples = []
-                for n in range(warmup + runs):
-                    started = time.perf_counter()
-                    cursor.execute(metric.sql, params)
-                    cursor.fetchall()
-                    if n >= warmup:
-                        samples.append((time.perf_counter() - started) * 1000)
+                samples = sample_ms(cursor, metric.sql, params, runs, warmup)
                 timings[metric.id] = (statistics.median(samples), percentile(samples, 95))
         core = [timings[m.id] for m in CORE_METRICS]
         out[label] = {

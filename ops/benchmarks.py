@@ -78,18 +78,24 @@ def table_sizes(using: str = "default") -> dict[str, dict[str, int]]:
     return sizes
 
 
+def sample_ms(cursor: Any, sql: str, params: dict, runs: int, warmup: int) -> list[float]:
+    """Milliseconds of `runs` executions (rows fetched), after `warmup` untimed ones."""
+    samples = []
+    for n in range(warmup + runs):
+        started = time.perf_counter()
+        cursor.execute(sql, params)
+        cursor.fetchall()
+        if n >= warmup:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def time_metric(
     metric: MetricDef, runs: int, warmup: int, explain: bool, using: str = "default"
 ) -> MetricTiming:
     params = null_params()
-    samples = []
     with connections[using].cursor() as cursor:
-        for n in range(warmup + runs):
-            started = time.perf_counter()
-            cursor.execute(metric.sql, params)
-            cursor.fetchall()
-            if n >= warmup:
-                samples.append((time.perf_counter() - started) * 1000)
+        samples = sample_ms(cursor, metric.sql, params, runs, warmup)
         plan = ""
         if explain:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {metric.sql}", params)
