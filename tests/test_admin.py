@@ -310,24 +310,32 @@ def test_warehouse_changelists_use_a_fixed_number_of_queries(
     assert page.status_code == 200
 
 
-def test_export_action_escapes_formulae(client, tmp_path):
+FORMULA_TITLES = ["=cmd|' /C calc'!A0", "+1+2", "@SUM(1)", "-2+3"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_action_neutralises_every_formula_start(client, tmp_path, fmt):
     from tickets.pipeline import import_file
 
-    import_file(
-        f.write_csv(
-            tmp_path / "t.csv", "tickets", [f.ticket(1, title="=cmd|' /C calc'!A0"), f.ticket(2)]
-        )
-    )
+    rows = [f.ticket(i + 1, title=t) for i, t in enumerate(FORMULA_TITLES)]
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [*rows, f.ticket(99, title="-")]))
     client.force_login(make_user("boss", superuser=True))
     url = reverse("admin:tickets_ticket_export")
     form = client.get(url).context["form"]
-    data = {"format": "0", "resource": "0"}
+    choice = next(v for v, label in form.fields["format"].choices if label.lower() == fmt)
+    data = {"format": choice, "resource": "0"}
     data.update({name: "on" for name in form.fields if name.startswith("ticketsexportresource_")})
     response = client.post(url, data)
     assert response.status_code == 200, response.content[:500]
-    text = response.content.decode("utf-8-sig")
-    assert "TKT-Ticket ID" in text and "cmd|' /C calc'!A0" in text
-    assert "=cmd" not in text
+    if fmt == "csv":
+        table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+        table = [[c if c is not None else "" for c in r] for r in sheet.iter_rows(values_only=True)]
+    column = table[0].index("TKT-Title")
+    titles = {row[column] for row in table[1:]}
+    # Each kept whole behind the text prefix; nothing a spreadsheet would evaluate.
+    assert titles == {"'" + t for t in FORMULA_TITLES} | {"'-"}
 
 
 def test_roster_import_via_import_export_requires_permission(client, tmp_path):

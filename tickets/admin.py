@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 from import_export.formats import base_formats
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from tickets import audits, imports
 from tickets.columns import ENTITIES
@@ -84,6 +85,13 @@ def _safe_cell(value: Any) -> Any:
     return value
 
 
+def _xml_safe(value: Any) -> Any:
+    """Control characters an XLSX cannot hold (a raw value may carry them) shown as \\xNN."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return value
+
+
 def report_rows(run: ImportRun) -> Iterator[tuple]:
     issues = (
         ImportIssue.objects.filter(run_id__in=imports.report_run_ids(run))
@@ -120,7 +128,7 @@ def report_xlsx_response(run: ImportRun) -> FileResponse:
     sheet = workbook.create_sheet("issues")
     sheet.append(list(REPORT_FIELDS))
     for row in report_rows(run):
-        sheet.append(list(row))
+        sheet.append([_xml_safe(value) for value in row])
     tmp = tempfile.TemporaryFile()
     workbook.save(tmp)
     tmp.seek(0)
@@ -197,7 +205,8 @@ class ImportRunAdmin(admin.ModelAdmin):
     # -- views --
 
     def _run(self, request: HttpRequest, pk: int) -> ImportRun:
-        if not self.has_view_permission(request):
+        # Whoever may import may follow the runs (the upload lands on the run page).
+        if not (self.has_view_permission(request) or can_import(request)):
             raise PermissionDenied
         return get_object_or_404(ImportRun, pk=pk)
 
@@ -259,6 +268,8 @@ class ImportRunAdmin(admin.ModelAdmin):
             "issues": issues,
             "children": imports.child_runs(run),
             "confirmed_as": confirmed,
+            "retried_as": imports.retried_as(run),
+            "kept": imports.kept_tables(run) if run.status == ImportRun.Status.FAILED else [],
             "can_import": can_import(request),
             "active": run.status in imports.ACTIVE,
             "snapshot": imports.progress_snapshot(run),

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +19,11 @@ from uuid import uuid4
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from tickets.columns import ENTITIES
+from tickets.heartbeat import Heartbeat, heartbeat_interval  # noqa: F401 (re-exported)
 from tickets.models import ImportRun
 from tickets.pipeline import ImportFailed, import_file
 from tickets.readers.base import SQLITE_MAGIC, SourceError
@@ -127,10 +127,28 @@ def create_run(
 
 def enqueue(run: ImportRun) -> None:
     """Send the run id to the worker after commit, so the worker always finds the row."""
+    run_id, task_id = run.pk, run.task_id
+    transaction.on_commit(lambda: publish(run_id, task_id))
+
+
+def publish(run_id: int, task_id: str) -> None:
+    """Hand the run to the broker; if the broker cannot take it, the run fails (retryable)
+    instead of waiting as 'queued' for a message that was never sent."""
     from tickets.tasks import run_import_task
 
-    run_id, task_id = run.pk, run.task_id
-    transaction.on_commit(lambda: run_import_task.apply_async((run_id,), task_id=task_id))
+    try:
+        run_import_task.apply_async((run_id,), task_id=task_id)
+    except Exception as exc:
+        log.exception("could not queue import run %s", run_id)
+        ImportRun.objects.filter(pk=run_id, status=ImportRun.Status.QUEUED).update(
+            status=ImportRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error_summary=(
+                f"The run could not be queued: the task broker (Redis, REDIS_URL) did not "
+                f"accept it ({type(exc).__name__}: {exc}). Nothing was loaded; use Retry once "
+                "Redis is reachable."
+            )[:4000],
+        )
 
 
 def claim(run_id: int) -> bool:
@@ -140,56 +158,6 @@ def claim(run_id: int) -> bool:
         status=ImportRun.Status.RUNNING, started_at=now, heartbeat_at=now
     )
     return changed == 1
-
-
-class Heartbeat:
-    """Writes heartbeat_at (and, for SQLite parents, progress) every few seconds.
-
-    Runs in its own thread and connection, independent of the pipeline's phases, so a long
-    merge is not mistaken for a dead worker; it dies with the worker process.
-    """
-
-    def __init__(self, run_id: int, interval: float | None = None):
-        self.run_id = run_id
-        self.interval = interval or heartbeat_interval()
-        self.progress: tuple[int, int | None] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"hb-{run_id}")
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        conn = connections.create_connection("default")
-        try:
-            while not self._stop.wait(self.interval):
-                with conn.cursor() as cur:
-                    if self.progress is None:
-                        cur.execute(
-                            "UPDATE tickets_importrun SET heartbeat_at = now() "
-                            "WHERE id = %s AND status = 'running'",
-                            [self.run_id],
-                        )
-                    else:
-                        cur.execute(
-                            "UPDATE tickets_importrun SET heartbeat_at = now(), "
-                            "progress_rows = %s, progress_total = %s "
-                            "WHERE id = %s AND status = 'running'",
-                            [*self.progress, self.run_id],
-                        )
-        except Exception:  # a heartbeat problem must never break the import itself
-            log.exception("heartbeat for run %s stopped", self.run_id)
-        finally:
-            conn.close()
-
-
-def heartbeat_interval() -> float:
-    return max(0.5, min(10.0, settings.IMPORT_STALE_AFTER_S / 4))
 
 
 def execute_run(run_id: int) -> str:
@@ -216,11 +184,15 @@ def execute_run(run_id: int) -> str:
             mark_failed(
                 run_id,
                 f"The import took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s "
-                "(CELERY_TASK_SOFT_TIME_LIMIT) and was stopped; nothing was written.",
+                "(CELERY_TASK_SOFT_TIME_LIMIT) and was stopped; "
+                + _what_was_kept(run, "its unfinished work was rolled back"),
             )
         except Exception as exc:  # never leave a run looking alive or successful
             log.exception("import run %s crashed", run_id)
-            mark_failed(run_id, f"{type(exc).__name__}: {exc}")
+            mark_failed(
+                run_id,
+                f"{type(exc).__name__}: {exc}. " + _what_was_kept(run, "Nothing was written"),
+            )
     return ImportRun.objects.values_list("status", flat=True).get(pk=run_id)
 
 
@@ -228,9 +200,15 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
     """A SQLite upload: every legacy table as its own child run; this run sums them up."""
     from tickets.legacy import migrate_legacy
 
+    # One bar for the whole database: rows done over all tables, not per table.
+    sizes = legacy_table_sizes(Path(run.archived_path))
+    grand_total = sum(sizes.values()) or None
+    done_by_table: dict[str, int] = {}
+
     def progress_for(table: str, total: int | None):
         def update(done: int, _total: int | None) -> None:
-            beat.progress = (done, total)
+            done_by_table[table] = done
+            beat.progress = (sum(done_by_table.values()), grand_total)
 
         return update
 
@@ -283,9 +261,70 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
         run.error_summary = "; ".join(f"{t.table}: {t.error}" for t in failed) or (
             "no legacy table could be loaded"
         )
+        run.error_summary += ". " + _what_was_kept(run, "Nothing was written")
     else:
         run.status = ImportRun.Status.PREVIEWED if run.dry_run else ImportRun.Status.SUCCEEDED
     run.save()
+
+
+def legacy_table_sizes(path: Path) -> dict[str, int]:
+    """Rows per known legacy table ({} when the file is not a readable SQLite database: the
+    load itself then says why)."""
+    from tickets.readers.sqlite import LEGACY_TABLES, connect, present_tables
+
+    try:
+        conn = connect(path)
+    except SourceError:
+        return {}
+    try:
+        present = present_tables(conn)
+        return {
+            t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+            for t in LEGACY_TABLES
+            if t in present
+        }
+    except Exception:  # noqa: BLE001 -- a size is only for the progress bar
+        return {}
+    finally:
+        conn.close()
+
+
+def kept_tables(run: ImportRun) -> list[ImportRun]:
+    """The table runs of a legacy upload that committed (each table commits on its own)."""
+    if run.source_kind != ImportRun.SourceKind.SQLITE or run.dry_run:
+        return []
+    children = child_runs(run)
+    return [c for c in children if c.status == ImportRun.Status.SUCCEEDED and not c.dry_run]
+
+
+def _table_runs_since(run: ImportRun) -> list[ImportRun]:
+    """Table runs a legacy upload started, found by file and time when it stopped before
+    listing them (a crash or a time limit mid-way)."""
+    if not run.started_at:
+        return []
+    return list(
+        ImportRun.objects.filter(
+            source_kind=ImportRun.SourceKind.SQLITE,
+            file_sha256=run.file_sha256,
+            archived_path="",
+            dry_run=run.dry_run,
+            created_at__gte=run.started_at,
+        )
+        .exclude(pk=run.pk)
+        .order_by("pk")
+    )
+
+
+def _what_was_kept(run: ImportRun, otherwise: str) -> str:
+    """The end of a failure message: a legacy upload may have committed some tables."""
+    kept = kept_tables(run)
+    if not kept:
+        return otherwise + "."
+    listed = ", ".join(f"{c.entity} (run #{c.pk}, {c.rows_read} rows)" for c in kept)
+    return (
+        f"Tables loaded before the failure were kept: {listed}; the others were not loaded. "
+        "Retry loads the whole database again (kept tables come out unchanged)."
+    )
 
 
 def child_runs(run: ImportRun) -> list[ImportRun]:
@@ -294,6 +333,8 @@ def child_runs(run: ImportRun) -> list[ImportRun]:
         if line.startswith(CHILDREN_PREFIX):
             ids = [int(x) for x in line[len(CHILDREN_PREFIX) :].split(",") if x.strip()]
             return list(ImportRun.objects.filter(pk__in=ids).order_by("pk"))
+    if run.source_kind == ImportRun.SourceKind.SQLITE and run.archived_path:
+        return _table_runs_since(run)  # still running, or stopped before listing them
     return []
 
 
@@ -330,7 +371,8 @@ def fail_stale_runs(run_id: int | None = None) -> int:
         finished_at=timezone.now(),
         error_summary=(
             f"The worker stopped responding (no heartbeat for {settings.IMPORT_STALE_AFTER_S} s, "
-            "IMPORT_STALE_AFTER_S): it probably died. Nothing was written; use Retry."
+            "IMPORT_STALE_AFTER_S): it probably died. Its unfinished work was rolled back; "
+            "use Retry."
         ),
     )
 
@@ -338,6 +380,11 @@ def fail_stale_runs(run_id: int | None = None) -> int:
 def _same_file_run(
     run: ImportRun, *, user: Any, dry_run: bool, entity: str, notes: str
 ) -> ImportRun:
+    if not run.archived_path:
+        raise ValueError(
+            f"run #{run.pk} has no uploaded file of its own (one table of a legacy database "
+            "upload, or a command-line load): confirm or retry the upload's run instead"
+        )
     path = Path(run.archived_path)
     if not path.exists():
         raise FileNotFoundError(f"the archived file {path.name} is no longer there")
@@ -368,28 +415,61 @@ def confirm_run(preview: ImportRun, user: Any = None) -> ImportRun:
 
 def confirmed_as(run: ImportRun) -> int | None:
     """The real run queued from this preview, if it was confirmed."""
-    for line in run.notes.splitlines():
-        if line.startswith(CONFIRMED_PREFIX):
-            return int(line[len(CONFIRMED_PREFIX) :])
-    return None
+    return _note_value(run, CONFIRMED_PREFIX)
 
 
 def cancel_run(run: ImportRun) -> bool:
-    """Discard a preview or a queued run; a running run cannot be cancelled."""
-    changed = ImportRun.objects.filter(
-        pk=run.pk, status__in=[ImportRun.Status.QUEUED, ImportRun.Status.PREVIEWED]
-    ).update(status=ImportRun.Status.CANCELLED, finished_at=timezone.now())
-    return changed == 1
+    """Discard a preview or a queued run of an upload; a running run cannot be cancelled, and
+    a confirmed preview is past cancelling (its real run is what would have to be cancelled)."""
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update().filter(pk=run.pk).first()
+        if (
+            locked is None
+            or not locked.archived_path
+            or locked.status not in (ImportRun.Status.QUEUED, ImportRun.Status.PREVIEWED)
+            or confirmed_as(locked) is not None
+        ):
+            return False
+        locked.status, locked.finished_at = ImportRun.Status.CANCELLED, timezone.now()
+        locked.save(update_fields=["status", "finished_at"])
+    return True
+
+
+RETRIED_PREFIX = "retried as run #"
 
 
 def retry_run(run: ImportRun, user: Any = None) -> ImportRun:
-    """A new queued run for the same archived file and mode as a failed run."""
-    if run.status != ImportRun.Status.FAILED:
-        raise ValueError("only a failed run can be retried")
-    entity = "" if run.entity == "legacy" else run.entity
-    return _same_file_run(
-        run, user=user, dry_run=run.dry_run, entity=entity, notes=f"retries run #{run.pk}"
-    )
+    """A new queued run for the same archived file and mode as a failed run (once, even on a
+    double click)."""
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != ImportRun.Status.FAILED:
+            raise ValueError("only a failed run can be retried")
+        retried = _note_value(locked, RETRIED_PREFIX)
+        if retried is not None:
+            raise ValueError(f"this run was already retried as run #{retried}")
+        entity = "" if locked.entity == "legacy" else locked.entity
+        new = _same_file_run(
+            locked,
+            user=user,
+            dry_run=locked.dry_run,
+            entity=entity,
+            notes=f"retries run #{locked.pk}",
+        )
+        locked.notes = "\n".join(filter(None, [locked.notes, f"{RETRIED_PREFIX}{new.pk}"]))
+        locked.save(update_fields=["notes"])
+    return new
+
+
+def retried_as(run: ImportRun) -> int | None:
+    return _note_value(run, RETRIED_PREFIX)
+
+
+def _note_value(run: ImportRun, prefix: str) -> int | None:
+    for line in run.notes.splitlines():
+        if line.startswith(prefix):
+            return int(line[len(prefix) :])
+    return None
 
 
 def progress_snapshot(run: ImportRun) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tickets.columns import ENTITIES, Entity, detect_entity
+from tickets.heartbeat import Heartbeat
 from tickets.models import ImportRun
 from tickets.readers import RawTable, SourceError, open_tables, sniff_kind
 from tickets.staging import (
@@ -320,68 +321,70 @@ def load_table(
     run.status, run.started_at = ImportRun.Status.RUNNING, timezone.now()
     run.save()
     tracker = Progress(run, table.total, progress)
-    try:
-        mapping = map_headers(entity, table.headers, table.file_name or run.file_name)
-        if not dry_run and entity.window_replace and settings.TIMESHEET_WINDOW_REPLACE:
-            backup_before_delete(run)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(entity.name)])
-            counts = stage_rows(cursor, run, mapping, table, tracker)
-            phases = {"stage": time.monotonic() - started}
-            mark = time.monotonic()
-            # Row counts and key statistics for the merge's join plans (the key is enough).
-            analysed = [entity.key, *(["ticket_id"] if "ticket_id" in entity.fields else [])]
-            cursor.execute(f"ANALYZE stg ({', '.join(map(q, dict.fromkeys(analysed)))})")
-            drop_superseded(cursor, run, entity, counts)
-            window = data_window(cursor, entity)
-            phases["prepare"] = time.monotonic() - mark
-            rate = counts.rejected / counts.read if counts.read else 0.0
-            gate_failed = rate > settings.IMPORT_MAX_REJECT_RATE
-            if not gate_failed:
-                try:
-                    with transaction.atomic():
-                        mark = time.monotonic()
-                        merge(cursor, run, entity, counts)
-                        phases["merge"] = time.monotonic() - mark
-                        mark = time.monotonic()
-                        counts.orphans = count_orphans(cursor, entity)
-                        phases["orphans"] = time.monotonic() - mark
-                        if dry_run:
-                            raise _DryRunRollback
-                        if refresh:
+    # A side thread beats through the merge and index builds too, not only while reading.
+    with Heartbeat(run.pk):
+        try:
+            mapping = map_headers(entity, table.headers, table.file_name or run.file_name)
+            if not dry_run and entity.window_replace and settings.TIMESHEET_WINDOW_REPLACE:
+                backup_before_delete(run)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(entity.name)])
+                counts = stage_rows(cursor, run, mapping, table, tracker)
+                phases = {"stage": time.monotonic() - started}
+                mark = time.monotonic()
+                # Row counts and key statistics for the merge's join plans (the key is enough).
+                analysed = [entity.key, *(["ticket_id"] if "ticket_id" in entity.fields else [])]
+                cursor.execute(f"ANALYZE stg ({', '.join(map(q, dict.fromkeys(analysed)))})")
+                drop_superseded(cursor, run, entity, counts)
+                window = data_window(cursor, entity)
+                phases["prepare"] = time.monotonic() - mark
+                rate = counts.rejected / counts.read if counts.read else 0.0
+                gate_failed = rate > settings.IMPORT_MAX_REJECT_RATE
+                if not gate_failed:
+                    try:
+                        with transaction.atomic():
                             mark = time.monotonic()
-                            refresh_derived(entity.name)
-                            phases["refresh"] = time.monotonic() - mark
-                except _DryRunRollback:
-                    pass
-            _save_counts(run, counts, window)
-            run.duration_s = time.monotonic() - started
-            run.finished_at = timezone.now()
-            if gate_failed:
-                # Keep the report (issues, counts) so the user sees why; store no data.
-                run.rows_inserted = run.rows_updated = run.rows_unchanged = run.rows_deleted = 0
-                run.status = ImportRun.Status.FAILED
-                run.error_summary = (
-                    f"{counts.rejected} of {counts.read} rows rejected ({rate:.1%}), over the "
-                    f"{settings.IMPORT_MAX_REJECT_RATE:.0%} limit (IMPORT_MAX_REJECT_RATE): "
-                    f"nothing was loaded. Most common: {_summary(counts)}"
-                )
-            elif dry_run:
-                run.status = ImportRun.Status.PREVIEWED
-            else:
-                run.status = ImportRun.Status.SUCCEEDED
-            run.save()
-            mark = time.monotonic()
-        log.info("run %s %s phases %s", run.pk, entity.name, phases)
-        log.info("run %s commit %.2fs", run.pk, time.monotonic() - mark)
-    except SourceError as exc:
-        _fail(run, started, str(exc))
-        raise ImportFailed(str(exc)) from exc
-    except Exception as exc:
-        _fail(run, started, f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        tracker.close()
+                            merge(cursor, run, entity, counts)
+                            phases["merge"] = time.monotonic() - mark
+                            mark = time.monotonic()
+                            counts.orphans = count_orphans(cursor, entity)
+                            phases["orphans"] = time.monotonic() - mark
+                            if dry_run:
+                                raise _DryRunRollback
+                            if refresh:
+                                mark = time.monotonic()
+                                refresh_derived(entity.name)
+                                phases["refresh"] = time.monotonic() - mark
+                    except _DryRunRollback:
+                        pass
+                _save_counts(run, counts, window)
+                run.duration_s = time.monotonic() - started
+                run.finished_at = timezone.now()
+                if gate_failed:
+                    # Keep the report (issues, counts) so the user sees why; store no data.
+                    run.rows_inserted = run.rows_updated = run.rows_unchanged = run.rows_deleted = 0
+                    run.status = ImportRun.Status.FAILED
+                    run.error_summary = (
+                        f"{counts.rejected} of {counts.read} rows rejected ({rate:.1%}), over the "
+                        f"{settings.IMPORT_MAX_REJECT_RATE:.0%} limit (IMPORT_MAX_REJECT_RATE): "
+                        f"nothing was loaded. Most common: {_summary(counts)}"
+                    )
+                elif dry_run:
+                    run.status = ImportRun.Status.PREVIEWED
+                else:
+                    run.status = ImportRun.Status.SUCCEEDED
+                run.save()
+                mark = time.monotonic()
+            log.info("run %s %s phases %s", run.pk, entity.name, phases)
+            log.info("run %s commit %.2fs", run.pk, time.monotonic() - mark)
+        except SourceError as exc:
+            _fail(run, started, str(exc))
+            raise ImportFailed(str(exc)) from exc
+        except Exception as exc:
+            _fail(run, started, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            tracker.close()
     if run.status == ImportRun.Status.FAILED:
         raise ImportFailed(run.error_summary)
     return run

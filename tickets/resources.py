@@ -46,7 +46,11 @@ class RegistryWidget(widgets.Widget):
             return local.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
         if isinstance(value, Decimal):
             return format(value, "f")
-        return str(value) if not isinstance(value, str) else value
+        if isinstance(value, str):
+            # A text cell like "+1+2" or "@SUM(A1)" would run as a formula in Excel (CSV and
+            # XLSX alike): written with the text prefix, as the issue report does.
+            return "'" + value if value.startswith(FORMULA_START) else value
+        return str(value)
 
 
 class PassThroughWidget(widgets.Widget):
