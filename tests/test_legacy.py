@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -90,6 +91,49 @@ def test_migrate_legacy_dry_run_and_table_selection(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "DRY RUN" in out and "tickets" in out and "comments " not in out
     assert Ticket.objects.count() == 0
+
+
+def test_the_text_report_shows_timesheet_deletions_also_in_a_dry_run(tmp_path, capsys):
+    from tickets.pipeline import import_file
+
+    days = ["2025-07-01", "2025-07-02"]
+    import_file(
+        f.write_csv(
+            tmp_path / "t.csv", "timesheets", [f.timesheet(i, days[i % 2]) for i in range(4)]
+        )
+    )
+    path = f.write_legacy(
+        tmp_path / "legacy.sqlite3",
+        {"timesheets": [f.timesheet(10 + i, days[i % 2]) for i in range(3)]},
+    )
+    for flags, stored in ((["--dry-run"], 4), ([], 3)):
+        call_command("migrate_legacy", str(path), *flags)
+        out = capsys.readouterr().out
+        header, row = out.splitlines()[1:3]
+        assert header.split()[-2:] == ["deleted", "status"]
+        assert row.split()[0] == "timesheets" and row.split()[-2:] == ["4", "ok"]
+        assert "would be deleted" in out if flags else "would be deleted" not in out
+        assert TimesheetEntry.objects.count() == stored
+
+
+def test_a_quality_id_stored_as_float_text_is_the_same_key_as_the_exports_id(tmp_path):
+    from tickets.pipeline import import_file
+
+    path = f.write_legacy(
+        tmp_path / "legacy.sqlite3",
+        {"comment_quality": [{"comment_key": "7001.0", "ticket_id": "1.0", "quality_score": "4"}]},
+    )
+    call_command("migrate_legacy", str(path))
+    export = f.write_csv(
+        tmp_path / "quality.csv",
+        "comment_quality",
+        [{"comment_key": "7001", "ticket_id": "1", "quality_score": "4.5"}],
+    )
+    run = import_file(export)
+    assert (run.rows_inserted, run.rows_updated) == (0, 1)
+    assert list(CommentQuality.objects.values_list("comment_key", "quality_score")) == [
+        ("7001", Decimal("4.5"))
+    ]
 
 
 @pytest.mark.parametrize(

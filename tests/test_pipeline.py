@@ -56,6 +56,39 @@ def test_xlsx_tickets_typed_and_reimport_is_unchanged(tmp_path):
     assert Ticket.objects.get(pk=1).changed_run_id == run.pk
 
 
+@pytest.mark.parametrize("blank_rows, first_column", [(0, 1), (2, 1), (2, 3), (0, 3)])
+def test_xlsx_table_away_from_a1_keeps_row_numbers_and_error_cells(
+    tmp_path, blank_rows, first_column
+):
+    """The header is the first non-empty row wherever it sits; issues carry the sheet's own
+    row numbers and error cells are still found."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    rows = [f.ticket(1), f.ticket(2, title="#N/A"), f.ticket(3, created_at="garbage")]
+    rows += [f.ticket(n) for n in range(4, 40)]  # under the reject-rate limit
+    header_row = blank_rows + 1
+    for r, values in enumerate([f.headers("tickets"), *(f._ordered("tickets", x) for x in rows)]):
+        for c, value in enumerate(values):
+            sheet.cell(header_row + r, first_column + c, value)
+    assert (
+        sheet.cell(header_row + 2, first_column + f.headers("tickets").index("TKT-Title")).data_type
+        == "e"
+    )
+    path = tmp_path / "offset.xlsx"
+    workbook.save(path)
+
+    run = import_file(path)
+    assert (run.rows_read, run.rows_inserted, run.rows_rejected, run.rows_warned) == (39, 38, 1, 1)
+    issues = {i.row_number: (i.column, i.raw_value) for i in ImportIssue.objects.filter(run=run)}
+    assert issues == {
+        header_row + 2: ("TKT-Title", "#N/A"),
+        header_row + 3: ("TKT-Created Time", "garbage"),
+    }
+    assert Ticket.objects.get(pk=2).title is None
+
+
 def test_overlapping_export_updates_inserts_and_keeps_absent_rows(tmp_path):
     import_file(
         f.write_xlsx(
@@ -175,6 +208,7 @@ def test_csv_with_bom_embedded_newlines_and_bad_field_count(tmp_path):
     assert Comment.objects.get(pk=1).text == 'line one, with "quotes"\nline two'
     issue = ImportIssue.objects.get(run=run, severity="error")
     assert issue.row_number == 31 and "expected 10 fields, found 13" in issue.reason
+    assert (issue.natural_key, issue.raw_value) == ("31", "31,1,a,b,c,d,e,f,g,h,i,j,k")
     assert run.orphans == 29  # ticket 1 not loaded
 
 

@@ -33,6 +33,24 @@ def test_text(raw, expected):
     assert v.parse_text(raw).value == expected
 
 
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("7001.0", "7001"),
+        (" 7001.00 ", "7001"),
+        (7001.0, "7001"),
+        ("-3.0", "-3"),
+        ("7001.5", "7001.5"),
+        ("7001.", "7001."),
+        ("3600032_2025-07-03 11:13:00", "3600032_2025-07-03 11:13:00"),
+        ("v1.0", "v1.0"),
+        ("nan", None),
+    ],
+)
+def test_id_text_reads_whole_numbers_as_the_id(raw, expected):
+    assert v.parse_id_text(raw).value == expected
+
+
 def test_assignee_placeholder_only_for_assignee():
     assert v.parse_assignee("PendingAssignment").value is None
     assert v.parse_text("PendingAssignment").value == "PendingAssignment"

@@ -18,9 +18,10 @@ from django.db import models
 from tickets import values as v
 
 # Kinds: how a column is stored. Each kind has one parser, one PostgreSQL type, one model field.
-TEXT, ASSIGNEE, BIGINT, BOOL, TIMESTAMP, DATE, TIME, HOURS, SCORE, SCORE5, UNIT, INT = (
+TEXT, ASSIGNEE, ID_TEXT, BIGINT, BOOL, TIMESTAMP, DATE, TIME, HOURS, SCORE, SCORE5, UNIT, INT = (
     "text",
     "assignee",
+    "id_text",
     "bigint",
     "bool",
     "timestamp",
@@ -52,6 +53,7 @@ def _decimal(places: str) -> v.Parser:
 KINDS: dict[str, tuple[v.Parser, str, Callable[[], models.Field]]] = {
     TEXT: (v.parse_text, "text", lambda: models.TextField(null=True, blank=True)),
     ASSIGNEE: (v.parse_assignee, "text", lambda: models.TextField(null=True, blank=True)),
+    ID_TEXT: (v.parse_id_text, "text", lambda: models.TextField(null=True, blank=True)),
     BIGINT: (v.parse_int, "bigint", lambda: models.BigIntegerField(null=True, blank=True)),
     INT: (v.parse_int32, "integer", lambda: models.IntegerField(null=True, blank=True)),
     BOOL: (v.parse_bool, "boolean", lambda: models.BooleanField(null=True, blank=True)),
@@ -249,7 +251,7 @@ TIMESHEET_COLUMNS = (
 )
 
 QUALITY_COLUMNS = (
-    _c("comment_id", "comment_key", TEXT, True),
+    _c("comment_id", "comment_key", ID_TEXT, True),
     _c("ticket_id", "ticket_id", BIGINT),
     _c("user_name", "user_name"),
     _c("team", "team"),
@@ -269,7 +271,7 @@ QUALITY_COLUMNS = (
 )
 
 SENTIMENT_COLUMNS = (
-    _c("comment_id", "comment_key", TEXT, True),
+    _c("comment_id", "comment_key", ID_TEXT, True),
     _c("ticket_id", "ticket_id", BIGINT),
     _c("user_name", "user_name"),
     _c("team", "team"),

@@ -263,6 +263,12 @@ def fast_sql(kind: str, t: str, today: dt.date | None = None) -> str:
     if kind in (c.TEXT, c.ASSIGNEE):
         # '#' may start an Excel error cell: Python words the warning.
         return f"CASE WHEN {blank_sql(kind, t)} OR {t} LIKE '#%' THEN NULL ELSE {t} END"
+    if kind == c.ID_TEXT:  # '7001.0' is the id 7001
+        return (
+            f"CASE WHEN {blank_sql(kind, t)} OR {t} LIKE '#%' THEN NULL "
+            rf"WHEN {t} LIKE '%.%0' AND {t} ~ '^-?[0-9]+\.0+$' THEN split_part({t}, '.', 1) "
+            f"ELSE {t} END"
+        )
     if kind == c.BIGINT:
         return _integer(t, 18, pg_type)
     if kind == c.INT:

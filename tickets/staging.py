@@ -33,6 +33,7 @@ from tickets import values as v
 from tickets.columns import (
     ASSIGNEE,
     BOOL,
+    ID_TEXT,
     TEXT,
     Column,
     Entity,
@@ -241,7 +242,7 @@ class _TextDuration(Dumper):
         return repr(obj.total_seconds() / 86400).encode()
 
 
-FLOAT_SENSITIVE_KINDS = frozenset({TEXT, ASSIGNEE, BOOL})
+FLOAT_SENSITIVE_KINDS = frozenset({TEXT, ASSIGNEE, ID_TEXT, BOOL})
 
 
 def _raw_cursor(pg: psycopg.Connection, mapping: Mapping, table: RawTable) -> psycopg.Cursor:
@@ -455,7 +456,7 @@ def copy_and_type(
             if type(values) is BadRow:
                 counts.rejected += 1
                 counts.reasons[values.reason.split(" (")[0]] += 1
-                issues.append((run.pk, entity_name, number, "", "", "", values.reason, ERROR))
+                issues.append(_bad_row_issue(run.pk, mapping, number, values))
             else:
                 if len(values) < width:
                     values = [*values, *([None] * (width - len(values)))]
@@ -473,6 +474,15 @@ def copy_and_type(
         sender.close()
     progress.update(counts.read, force=True)
     return counts
+
+
+def _bad_row_issue(run_id: int, mapping: Mapping, number: int, bad: BadRow) -> tuple:
+    """A row the reader could not split: its key (if the key's field is there) and the raw
+    fields, so the user can find the line."""
+    key_at = next((i for i, c in mapping.positions if c.field == mapping.entity.key), None)
+    key = _raw_text(bad.fields[key_at]) if key_at is not None and key_at < len(bad.fields) else ""
+    raw = ",".join(bad.fields)
+    return (run_id, mapping.entity.name, number, key[:200], "", raw[:500], bad.reason, ERROR)
 
 
 def convert_flagged(cursor: Any, run: ImportRun, mapping: Mapping, counts: Counts) -> bool:

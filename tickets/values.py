@@ -115,6 +115,18 @@ def parse_text(raw: Any, placeholders: frozenset[str] = PLACEHOLDERS) -> Parsed:
 
 
 _ASSIGNEE_PLACEHOLDERS = PLACEHOLDERS | ASSIGNEE_PLACEHOLDERS
+_INTEGRAL_TEXT = re.compile(r"-?[0-9]+\.0+")
+
+
+def parse_id_text(raw: Any) -> Parsed:
+    """A text id (the comment_id of quality and sentiment results): a whole number written
+    with a fraction is the id itself. pandas stores a float id in a TEXT column as '7001.0',
+    the export has 7001; both must name comment 7001 and be one natural key."""
+    parsed = parse_text(raw)
+    value = parsed.value
+    if type(value) is str and value.endswith("0") and _INTEGRAL_TEXT.fullmatch(value):
+        return Parsed(value.split(".", 1)[0], parsed.warning)
+    return parsed
 
 
 def parse_assignee(raw: Any) -> Parsed:

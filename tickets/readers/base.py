@@ -39,6 +39,7 @@ class BadRow:
     """Yielded in place of values for a row the reader itself cannot split into fields."""
 
     reason: str
+    fields: tuple[str, ...] = ()  # what the reader did split, for the report
 
 
 def sniff_kind(path: Path) -> str:

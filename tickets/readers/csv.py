@@ -73,7 +73,8 @@ def _rows(
                         number,
                         BadRow(
                             f"expected {width} fields, found {len(record)} "
-                            "(unescaped delimiter or truncated line)"
+                            "(unescaped delimiter or truncated line)",
+                            tuple(record),
                         ),
                     )
                     continue

@@ -70,7 +70,7 @@ def _tags(xml: bytes, name: bytes) -> list[dict[bytes, bytes]]:
     return [dict(_ATTR.findall(m.group(0))) for m in _TAG[name].finditer(xml)]
 
 
-def _collect_errors(data: bytes, end: int, origin: tuple[int, int], found: dict) -> None:
+def _collect_errors(data: bytes, end: int, first_column: int, found: dict) -> None:
     """Find error cells with C-speed `bytes.find`, then parse only those few cells."""
     at = data.find(b't="e"', 0, end)
     while at != -1:
@@ -81,17 +81,17 @@ def _collect_errors(data: bytes, end: int, origin: tuple[int, int], found: dict)
         match = _ERROR_CELL.match(data, start, stop + 4)
         if match:
             col, row, value = match.groups()
-            found.setdefault(int(row) - origin[0], []).append(
-                (_column_index(col) - origin[1], value.decode(errors="replace"))
+            found.setdefault(int(row), []).append(
+                (_column_index(col) - first_column, value.decode(errors="replace"))
             )
         at = data.find(b't="e"', stop, end)
 
 
-def error_cells(path: Path, sheet_name: str, origin: tuple[int, int]) -> dict[int, list]:
+def error_cells(path: Path, sheet_name: str, first_column: int) -> dict[int, list]:
     """Row -> [(column, error text)] of the sheet's error cells, which calamine reports as empty.
 
-    Rows and columns are relative to the sheet's used range starting at `origin`, as calamine
-    delivers them.
+    Rows are the sheet's own numbers; columns count from `first_column` (the used range's
+    first), as calamine delivers them.
 
     A streaming regex scan of the sheet XML: cheap, and only error cells are kept.
     """
@@ -121,7 +121,7 @@ def error_cells(path: Path, sheet_name: str, origin: tuple[int, int]) -> dict[in
             while chunk := fh.read(CHUNK):
                 data = tail + chunk
                 cut = data.rfind(b"</c>") + 4 if b"</c>" in data else 0
-                _collect_errors(data, cut, origin, found)
+                _collect_errors(data, cut, first_column, found)
                 tail = data[cut:]
         return found
 
@@ -160,13 +160,13 @@ def read_xlsx(path: Path) -> RawTable:
     if chosen is None:
         raise SourceError(path.name, "the workbook has no data (every sheet is empty)")
     name, sheet, rows, header_number, header = chosen
-    # calamine starts at the used range; source row numbers are the sheet's own.
-    origin = sheet.start or (0, 0)
-    header_number += origin[0]
+    # calamine yields rows from the sheet's first row (empty ones above the used range
+    # included), so row numbers are the sheet's own; columns start at the used range.
+    first_row, first_column = sheet.start or (0, 0)
     headers = [normalise_header(h) and str(h).strip() for h in header]
     while headers and not headers[-1]:
         headers.pop()
-    total = max(sheet.height - header_number, 0)
+    total = max(first_row + sheet.height - header_number, 0)
     if total > settings.IMPORT_MAX_ROWS:
         raise SourceError(
             path.name,
@@ -176,7 +176,7 @@ def read_xlsx(path: Path) -> RawTable:
     return RawTable(
         name=name,
         headers=headers,
-        rows=_rows(rows, header_number, len(headers), error_cells(path, name, origin)),
+        rows=_rows(rows, header_number, len(headers), error_cells(path, name, first_column)),
         total=total,
         file_name=path.name,
     )

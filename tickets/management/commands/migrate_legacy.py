@@ -59,7 +59,7 @@ class Command(BaseCommand):
 def format_report(report) -> str:
     head = (
         f"{'table':<20}{'source':>10}{'inserted':>10}{'updated':>10}{'unchanged':>11}"
-        f"{'rejected':>10}{'dup':>6}{'warned':>8}  status"
+        f"{'rejected':>10}{'dup':>6}{'warned':>8}{'deleted':>9}  status"
     )
     lines = [
         f"{report.file} (sha256 {report.sha256[:12]}){' DRY RUN' if report.dry_run else ''}",
@@ -69,7 +69,12 @@ def format_report(report) -> str:
         check = "ok" if t.reconciled else f"FAILED {t.error}"
         lines.append(
             f"{t.table:<20}{t.source_rows:>10}{t.inserted:>10}{t.updated:>10}{t.unchanged:>11}"
-            f"{t.rejected:>10}{t.superseded:>6}{t.warned:>8}  {check}"
+            f"{t.rejected:>10}{t.superseded:>6}{t.warned:>8}{t.deleted:>9}  {check}"
+        )
+    if any(t.deleted for t in report.tables):
+        lines.append(
+            "deleted: stored timesheet entries inside the file's date window that the file no "
+            "longer has" + (" (would be deleted)" if report.dry_run else "")
         )
     if report.missing_tables:
         lines.append("missing tables (skipped): " + ", ".join(report.missing_tables))
