@@ -51,15 +51,21 @@ def broker_down():
     """Point the Celery app at a port where no Redis listens (a real failed connection)."""
     from servicedesk.celery import app
 
+    def reconnect(url: str) -> None:  # drop every cached connection and producer
+        from kombu import pools
+
+        app.pool.force_close_all()
+        pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+        app.conf.broker_url = url
+
     saved = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:6399/0"
-    app.pool.force_close_all()
-    app._pool = None
+    reconnect("redis://127.0.0.1:6399/0")
     try:
         yield
     finally:
-        app.conf.broker_url = saved
-        app._pool = None
+        reconnect(saved)
 
 
 def test_a_run_the_broker_refused_fails_with_the_reason_and_can_be_retried(
