@@ -138,6 +138,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=0, day_of_week=0),
     },
     "health-snapshot": {"task": "ops.tasks.health_snapshot_task", "schedule": 300.0},
+    # Grafana reads the fact tables: rebuild them soon after a settings change or a crash.
+    "refresh-stale-facts": {"task": "metrics.tasks.refresh_stale_facts_task", "schedule": 60.0},
     "nightly-benchmark": {
         "task": "ops.tasks.benchmark_task",
         "schedule": crontab(hour=4, minute=0),

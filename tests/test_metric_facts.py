@@ -130,6 +130,22 @@ def test_settings_change_rebuilds(rebuilds):
     facts.refresh_facts()  # back to the fixture's settings
 
 
+def test_the_beat_repairs_facts_after_a_settings_change_or_a_crash(rebuilds):
+    from metrics.tasks import refresh_stale_facts_task
+
+    assert refresh_stale_facts_task() is False and rebuilds == []  # fresh: nothing to do
+    built = fact_rows()
+    with override_settings(CLOSED_STATUSES=["closed"], MIN_TEAM_SAMPLE=2):
+        assert refresh_stale_facts_task() is True and rebuilds == [1]
+        assert refresh_stale_facts_task() is False
+    rebuilds.clear()
+    assert refresh_stale_facts_task() is True  # the fixture's settings again
+    with connection.cursor() as cursor:  # what crash recovery does to unlogged tables
+        cursor.execute("TRUNCATE " + ", ".join(facts.FACT_TABLES))
+    assert refresh_stale_facts_task() is True
+    assert fact_rows() == built and rebuilds == [1, 1]
+
+
 def test_period_bounds_inside_a_day_read_the_cut_days_ticket_by_ticket(rebuilds):
     # t21, t22, t23 are created 2025-08-01/02/03 at 10:00 UTC: bounds at 09:00 and 11:00 cut
     # the first and last day (ticket rows), 08-02 comes whole from the cube.
