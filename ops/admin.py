@@ -209,8 +209,8 @@ class BackupAdmin(ReadOnlyOpsAdmin):
         if request.method == "POST" and request.user.has_perm("ops.add_backup"):
             from ops.tasks import backup_task
 
-            backup_task.delay("admin")
-            self.message_user(request, "Backup queued; refresh this page to see it.")
+            if _queued(self, request, lambda: backup_task.delay("admin")):
+                self.message_user(request, "Backup queued; refresh this page to see it.")
         else:
             self.message_user(
                 request, "Queuing a backup needs the add backup permission.", messages.ERROR
@@ -224,8 +224,24 @@ class BackupAdmin(ReadOnlyOpsAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one backup.", messages.ERROR)
             return
-        restore_drill_task.delay(queryset.get().pk)
-        self.message_user(request, "Restore drill queued; see Restore drills for the verdict.")
+        target = queryset.get().pk
+        if _queued(self, request, lambda: restore_drill_task.delay(target)):
+            self.message_user(request, "Restore drill queued; see Restore drills for the verdict.")
+
+
+def _queued(model_admin: admin.ModelAdmin, request: HttpRequest, send) -> bool:
+    """Send a task; when the broker refuses it, say so on the page instead of an error 500."""
+    try:
+        send()
+    except Exception as exc:  # kombu raises OperationalError and friends
+        model_admin.message_user(
+            request,
+            f"Could not queue the task: the task broker (Redis, REDIS_URL) is unreachable "
+            f"({type(exc).__name__}). Nothing was started; try again once Redis is up.",
+            messages.ERROR,
+        )
+        return False
+    return True
 
 
 @admin.register(RestoreDrill)

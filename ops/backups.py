@@ -42,6 +42,7 @@ from django.db.utils import load_backend
 from django.utils import timezone
 
 from ops.models import Backup, RestoreDrill
+from servicedesk.side_loop import SideLoop
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ WAREHOUSE_TABLE_PATTERN = r"tickets\_%"
 # The critical metrics a restore drill recomputes (SPEC §5.2, 1.1-1.5).
 CRITICAL_METRIC_IDS = ("1.1", "1.2", "1.3", "1.4", "1.5")
 # A restore waits at most this long for another session's lock, then fails (and rolls back)
-# instead of hanging behind a running import.
-RESTORE_LOCK_TIMEOUT = "30s"
+# instead of hanging behind a running import -- and, holding the locks of what it already
+# dropped, blocking the application meanwhile.
+RESTORE_LOCK_WAIT_S = 30
 DUMP_LOCK_WAIT_TIMEOUT = "60s"
 
 
@@ -352,7 +354,10 @@ def verify_archive(path: str | Path) -> ArchiveCheck:
     path = Path(path).resolve()
     if not path.is_file():
         raise OpsError(f"archive not found: {path}")
-    sha = file_sha256(path)
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise OpsError(f"cannot read archive {path}: {exc.strerror or exc}") from None
     known = Backup.objects.filter(path=str(path)).exclude(sha256="").first()
     if known is not None and known.sha256 != sha:
         raise OpsError(
@@ -414,21 +419,38 @@ def restore(path: str | Path, confirm: bool = False) -> RestoreReport:
     catalog = _save_catalog()
 
     sd = _active_settings()
+    # Views built from code, not data (the read-only role's): an archive older than them
+    # cannot drop the tables they depend on, so they go first and are rebuilt afterwards.
+    view_readers = _drop_platform_views()
     connections["default"].close()  # our own session must not hold locks on what we drop
-    env = pg_env(sd, PGOPTIONS=f"-c lock_timeout={RESTORE_LOCK_TIMEOUT}")
-    _run(
-        [
-            tools["pg_restore"],
-            "--single-transaction",
-            "--clean",
-            "--if-exists",
-            "--exit-on-error",
-            f"--dbname={sd['NAME']}",
-            str(check.path),
-        ],
-        env,
-        "pg_restore (nothing was changed; the transaction rolled back)",
-    )
+    app_name = f"servicedesk-restore-{secrets.token_hex(4)}"
+    env = pg_env(sd, PGAPPNAME=app_name)
+    try:
+        with LockWatchdog(sd, app_name, RESTORE_LOCK_WAIT_S) as watchdog:
+            _run(
+                [
+                    tools["pg_restore"],
+                    "--single-transaction",
+                    "--clean",
+                    "--if-exists",
+                    "--exit-on-error",
+                    f"--dbname={sd['NAME']}",
+                    str(check.path),
+                ],
+                env,
+                "pg_restore (nothing was changed; the transaction rolled back)",
+            )
+    except OpsError as exc:
+        if watchdog.cancelled:
+            raise OpsError(
+                f"restore gave up after waiting {RESTORE_LOCK_WAIT_S} s for locks held by "
+                "other sessions (a running import or a long query?); nothing was changed. "
+                "Retry when they are done."
+            ) from exc
+        raise
+    finally:
+        if view_readers is not None:
+            _rebuild_platform_views(view_readers)
     _restore_catalog(catalog)
     return RestoreReport(
         path=str(check.path),
@@ -439,6 +461,71 @@ def restore(path: str | Path, confirm: bool = False) -> RestoreReport:
         after=row_counts(),
         duration_s=time.monotonic() - t0,
     )
+
+
+class LockWatchdog(SideLoop):
+    """Cancels a client tool's session once it has waited `limit_s` for another session's lock.
+
+    pg_restore starts with `SET lock_timeout = 0`, which overrides PGOPTIONS, so the limit is
+    kept from outside: a side connection watches pg_locks for the tool's application_name and
+    cancels the waiting statement; with --single-transaction everything then rolls back.
+    """
+
+    def __init__(self, settings_dict: dict[str, Any], app_name: str, limit_s: float):
+        super().__init__(0.5, name="lock-watchdog")
+        self.settings_dict, self.app_name, self.limit_s = settings_dict, app_name, limit_s
+        self.cancelled = False
+
+    def connect(self) -> Any:
+        return load_backend(self.settings_dict["ENGINE"]).DatabaseWrapper(
+            {**self.settings_dict, "CONN_MAX_AGE": 0}, "lock_watchdog"
+        )
+
+    def tick(self, cursor: Any) -> None:
+        cursor.execute(
+            "SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a "
+            "JOIN pg_locks l ON l.pid = a.pid "
+            "WHERE a.application_name = %s AND NOT l.granted "
+            "AND l.waitstart < now() - make_interval(secs => %s)",
+            [self.app_name, self.limit_s],
+        )
+        if cursor.fetchall():
+            self.cancelled = True
+
+
+def _drop_platform_views() -> list[str] | None:
+    """Drop the read-only role's platform views; returns the roles that could read them
+    (None when there were no such views)."""
+    from metrics.readonly_role import PLATFORM_VIEWS
+
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT viewname FROM pg_views WHERE schemaname = current_schema() "
+            "AND viewname = ANY(%s)",
+            [list(PLATFORM_VIEWS)],
+        )
+        present = [row[0] for row in cursor.fetchall()]
+        if not present:
+            return None
+        cursor.execute(
+            "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+            "WHERE table_schema = current_schema() AND table_name = ANY(%s) "
+            "AND privilege_type = 'SELECT' AND grantee <> current_user",
+            [present],
+        )
+        readers = sorted(row[0] for row in cursor.fetchall())
+        for name in present:
+            cursor.execute(f"DROP VIEW IF EXISTS {name}")
+    return readers
+
+
+def _rebuild_platform_views(readers: list[str]) -> None:
+    """The platform views again, and their readers' grants as create_readonly_role sets them."""
+    from metrics.readonly_role import ensure_platform_views, ensure_readonly_role
+
+    ensure_platform_views()
+    for role in readers:
+        ensure_readonly_role(role, password=None)  # keeps the role's password
 
 
 def _save_catalog() -> dict[str, list[dict[str, Any]]]:
@@ -516,6 +603,10 @@ def restore_drill(target: Backup | None = None) -> RestoreDrill:
     except OpsError as exc:
         drill.passed = False
         drill.error = str(exc)
+    except Exception as exc:  # recorded as failed with the reason, never left "running"
+        logger.exception("restore drill %s crashed", drill.pk)
+        drill.passed = False
+        drill.error = f"the drill stopped unexpectedly: {type(exc).__name__}: {exc}"
     finally:
         drill.recovery_time_s = time.monotonic() - t0
         if created:

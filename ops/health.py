@@ -66,15 +66,23 @@ def check_database() -> CheckResult:
     return _library_check(Database(alias=DEFAULT_DB_ALIAS), "SELECT 1 answered")
 
 
-def check_redis() -> CheckResult:
-    # django-health-check's Redis probe is async-only; this is the same PING, synchronously.
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+def _redis_error(url: str, timeout_s: float) -> str | None:
+    """None when Redis at `url` answers PING within the timeout, else the error's name."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     try:
         client.ping()
     except redis.RedisError as exc:
-        return CheckResult(CRITICAL, f"Redis unreachable: {exc.__class__.__name__}")
+        return exc.__class__.__name__
     finally:
         client.close()
+    return None
+
+
+def check_redis() -> CheckResult:
+    # django-health-check's Redis probe is async-only; this is the same PING, synchronously.
+    error = _redis_error(settings.REDIS_URL, 2)
+    if error:
+        return CheckResult(CRITICAL, f"Redis unreachable: {error}")
     return CheckResult(OK, "PING answered")
 
 
@@ -82,6 +90,13 @@ def check_celery(app: Celery | None = None) -> CheckResult:
     if app is None:
         from servicedesk.celery import app
 
+    # A broker that is down would keep the ping retrying its connection for seconds, and the
+    # page's other checks queue behind it: look at the broker first.
+    broker = str(app.conf.broker_url or "")
+    if broker.startswith(("redis://", "rediss://")):
+        error = _redis_error(broker, 1)
+        if error:
+            return CheckResult(CRITICAL, f"the broker is unreachable ({error}): no worker can run")
     timeout = timedelta(seconds=settings.HEALTH_CELERY_TIMEOUT_S)
     return _library_check(
         Ping(app=app, timeout=timeout), "a worker answered ping and serves every queue"

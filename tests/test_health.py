@@ -212,6 +212,28 @@ def test_celery_check_without_worker_is_critical(settings):
     assert result.status == CRITICAL and "unavailable" in result.message
 
 
+def test_with_the_broker_down_only_redis_and_celery_fail_and_fast(settings, client):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    down = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    started = time.monotonic()
+    result = health.check_celery(down)
+    assert result.status == CRITICAL and "broker is unreachable" in result.message
+    assert time.monotonic() - started < 3
+
+    make_all_fresh()
+    from servicedesk.celery import app
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # read by the check only, no connection made
+    try:
+        response = client.get("/health/", HTTP_ACCEPT="application/json")
+    finally:
+        app.conf.broker_url = saved
+    states = response.json()
+    assert response.status_code == 500
+    assert {name for name, state in states.items() if state != "OK"} == {"redis", "celery"}
+
+
 def make_all_fresh() -> None:
     make_import(1)
     make_backup(1)

@@ -519,3 +519,7 @@ def test_compute_metrics_rejects_bad_input(db):
         call_command("compute_metrics", "--metric", "9.9")
     with pytest.raises(CommandError):
         call_command("compute_metrics", "--from", "not-a-date")
+    with pytest.raises(CommandError, match="is not before --to"):
+        call_command("compute_metrics", "--from", "2025-10-01", "--to", "2025-01-01")
+    with pytest.raises(CommandError, match="would be empty"):
+        call_command("compute_metrics", "--from", "2025-10-01", "--to", "2025-10-01")

@@ -112,3 +112,20 @@ def test_restore_drill_action_runs_on_the_selected_backup(admin_client, eager_ce
     drill = RestoreDrill.objects.get()
     assert drill.backup_id == record.pk and drill.passed is True
     assert drill.finished_at <= timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_the_buttons_say_so_instead_of_an_error_500(admin_client, broker_down):
+    from ops.backups import backup
+
+    record = backup("x")
+    response = admin_client.post(reverse("admin:ops_backup_run"), follow=True)
+    assert response.status_code == 200
+    assert "Could not queue the task" in response.content.decode()
+    response = admin_client.post(
+        reverse("admin:ops_backup_changelist"),
+        {"action": "queue_restore_drill", "_selected_action": [record.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200 and "broker (Redis, REDIS_URL)" in response.content.decode()
+    assert Backup.objects.count() == 1

@@ -384,3 +384,78 @@ def test_backup_applies_retention(settings):
     first.refresh_from_db()
     assert first.status == Backup.Status.PRUNED and not Path(first.path).exists()
     assert Path(second.path).is_file()
+
+
+def test_restore_gives_up_on_a_lock_held_too_long_and_changes_nothing(monkeypatch):
+    """pg_restore's own `SET lock_timeout = 0` cannot keep it waiting behind a long
+    transaction (holding the locks of what it already dropped, so the app would block too)."""
+    monkeypatch.setattr(backups, "RESTORE_LOCK_WAIT_S", 2)
+    make_data()
+    record = backups.backup("x")
+    Ticket.objects.filter(ticket_id=1000).delete()
+    state = table_fingerprints()
+    holder = connection.copy()  # another session, mid-transaction on a warehouse table
+    holder.connect()
+    holder.set_autocommit(False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT count(*) FROM tickets_comment")
+        started = timezone.now()
+        with pytest.raises(OpsError, match="gave up after waiting 2 s for locks"):
+            backups.restore(record.path, confirm=True)
+        assert timezone.now() - started < timedelta(seconds=60)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert table_fingerprints() == state
+
+
+def test_restore_of_an_archive_older_than_the_read_only_views(settings):
+    """create_readonly_role after the backup: its views depend on tables the restore drops."""
+    from metrics.readonly_role import PLATFORM_VIEWS, ensure_readonly_role
+
+    make_data()
+    expected = table_fingerprints()
+    record = backups.backup("before the role")
+    role = "sd_test_reader"
+    ensure_readonly_role(role, password=None)
+    try:
+        Ticket.objects.filter(ticket_id=1001).delete()
+        backups.restore(record.path, confirm=True)
+        assert table_fingerprints() == expected
+        with connection.cursor() as cur:  # the views and the role's grants are back
+            for view in PLATFORM_VIEWS:
+                cur.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [role, view])
+                assert cur.fetchone() == (True,), view
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE {role}")
+
+
+def test_an_unreadable_archive_fails_the_drill_with_a_reason(monkeypatch, tmp_path):
+    make_data()
+    record = backups.backup("x")
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(backups, "file_sha256", unreadable)
+    drill = backups.restore_drill(record)
+    assert drill.passed is False and "cannot read archive" in drill.error
+    with pytest.raises(CommandError, match="cannot read archive"):
+        call_command("restore", record.path, "--confirm")
+
+
+def test_a_drill_that_crashes_is_recorded_as_failed(monkeypatch):
+    make_data()
+    record = backups.backup("x")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("scratch database vanished")
+
+    monkeypatch.setattr(backups, "_compare_counts", crash)
+    drill = backups.restore_drill(record)
+    drill.refresh_from_db()
+    assert drill.passed is False and "RuntimeError: scratch database vanished" in drill.error
+    assert drill.finished_at is not None

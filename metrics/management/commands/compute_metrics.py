@@ -65,10 +65,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
             metrics = resolve(opts["metrics"])
-            for key in ("date_from", "date_to"):
-                period_bound(opts[key])
+            start, end = (period_bound(opts[key]) for key in ("date_from", "date_to"))
         except (KeyError, ValueError) as exc:
             raise CommandError(str(exc).strip('"')) from exc
+        if start and end and start >= end:
+            raise CommandError(
+                f"--from {opts['date_from']} is not before --to {opts['date_to']}: the period "
+                "[from, to) would be empty"
+            )
         results = compute(
             [m.id for m in metrics],
             opts["date_from"],
