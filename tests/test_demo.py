@@ -293,6 +293,24 @@ def test_profile_shape(generated):
     assert 0.45 < automation < 0.75
 
 
+def test_teams_differ_as_in_the_profile():
+    """DATA_PROFILE: customer-facing coverage 33-88 % and comment volume varying by team, so the
+    demo's per-team metrics rank teams instead of showing them all alike."""
+    world = demo.build_world(11, 0.3)
+    rng = demo.Random(1)
+    coverage = {}
+    for team in ("Cloud - Primary Sense", "Cloud - PHI/WAPHA Support"):
+        draws = [demo.public_comments(rng, team, closed=True) for _ in range(4000)]
+        coverage[team] = sum(d > 0 for d in draws) / len(draws)
+    assert coverage["Cloud - Primary Sense"] < 0.4 < 0.8 < coverage["Cloud - PHI/WAPHA Support"]
+    per_ticket: dict[str, list[int]] = {}
+    for t in world.legacy_tickets:
+        if t.closed_by(demo.LEGACY_END) and t.category == "Support Tickets":
+            per_ticket.setdefault(t.team, []).append(sum(t.comments))
+    means = {team: sum(n) / len(n) for team, n in per_ticket.items() if len(n) >= 30}
+    assert max(means.values()) > 1.8 * min(means.values()), means
+
+
 def test_command_writes_and_summarises(tmp_path, capsys):
     call_command("generate_demo_data", "--out", str(tmp_path), "--scale", "0.005", "--no-exports")
     out = capsys.readouterr().out

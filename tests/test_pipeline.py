@@ -184,6 +184,22 @@ def test_timesheet_window_replace(tmp_path):
     assert (again.rows_inserted, again.rows_deleted, again.rows_unchanged) == (0, 0, 5)
 
 
+def test_a_future_typo_does_not_stretch_the_timesheet_window(tmp_path):
+    """A later export holds July-August; an older file with one row mistyped a year ahead
+    must not become the truth up to that date (it would delete all of August)."""
+    newer = [f.timesheet(i, f"2025-08-{i:02d}") for i in range(1, 21)]
+    import_file(f.write_csv(tmp_path / "newer.csv", "timesheets", newer))
+    typo = dt.date.today().replace(year=dt.date.today().year + 1).isoformat()
+    older = [f.timesheet(100 + i, f"2025-07-{i:02d}") for i in range(1, 21)]
+    older.append(f.timesheet(200, typo))
+    run = import_file(f.write_csv(tmp_path / "older.csv", "timesheets", older))
+    assert (run.rows_inserted, run.rows_deleted, run.rows_warned) == (21, 0, 1)
+    assert (run.window_start, run.window_end) == (dt.date(2025, 7, 1), dt.date(2025, 7, 20))
+    assert TimesheetEntry.objects.count() == 41  # every August entry is still there
+    issue = ImportIssue.objects.get(run=run)
+    assert "future" in issue.reason and issue.raw_value == typo
+
+
 def test_timesheet_merge_only_setting(tmp_path, settings):
     settings.TIMESHEET_WINDOW_REPLACE = False
     import_file(

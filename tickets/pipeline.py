@@ -10,6 +10,7 @@ kept in Python.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -22,7 +23,8 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from tickets.columns import ENTITIES, Entity, detect_entity
+from tickets import values as v
+from tickets.columns import ENTITIES, TIMESTAMP, Entity, detect_entity
 from tickets.heartbeat import Heartbeat
 from tickets.models import ImportRun
 from tickets.readers import RawTable, SourceError, open_tables, sniff_kind
@@ -172,10 +174,11 @@ def _merge_window(
         cursor.execute(
             f"""
             DELETE FROM {model_table} t
-            USING (SELECT min("{window}") lo, max("{window}") hi FROM stg) w
+            USING ({_window_sql(entity)}) w
             WHERE t."{window}" BETWEEN w.lo AND w.hi
               AND NOT EXISTS (SELECT 1 FROM stg s WHERE s."{entity.key}" = t."{entity.key}")
-            """
+            """,
+            [_future_limit(entity)],
         )
         counts.deleted = cursor.rowcount
     cursor.execute(
@@ -257,13 +260,28 @@ def count_orphans(cursor: Any, entity: Entity) -> int:
     return cursor.fetchone()[0]
 
 
+def _window_sql(entity: Entity) -> str:
+    """The file's data window (lo, hi). A date more than a day in the future (a typo, kept with
+    a warning) does not stretch it: one such row would otherwise make a timesheet file the
+    truth up to that date and delete every newer entry it does not hold."""
+    field = entity.window_field
+    return (
+        f'SELECT min("{field}") AS lo, max("{field}") FILTER (WHERE "{field}" <= %s) AS hi FROM stg'
+    )
+
+
+def _future_limit(entity: Entity) -> dt.datetime | dt.date:
+    kind = next(c.kind for c in entity.columns if c.field == entity.window_field)
+    return v.future_limit(dt.datetime if kind == TIMESTAMP else dt.date)
+
+
 def data_window(cursor: Any, entity: Entity) -> tuple[Any, Any]:
     if not entity.window_field:
         return None, None
-    cursor.execute(f'SELECT min("{entity.window_field}"), max("{entity.window_field}") FROM stg')
+    cursor.execute(_window_sql(entity), [_future_limit(entity)])
     lo, hi = cursor.fetchone()
     if hasattr(lo, "date"):
-        lo, hi = timezone.localdate(lo), timezone.localdate(hi)
+        lo, hi = timezone.localdate(lo), hi and timezone.localdate(hi)
     return lo, hi
 
 

@@ -333,6 +333,11 @@ def _future_limits() -> tuple[dt.datetime, dt.date]:
     return _horizon[1], _horizon[2]
 
 
+def future_limit(kind: type) -> dt.datetime | dt.date:
+    """The last instant (datetime) or day (date) that is not "more than a day in the future"."""
+    return _future_limits()[0 if kind is dt.datetime else 1]
+
+
 def _future_warning(value: dt.datetime) -> str | None:
     if value > _future_limits()[0]:
         return "date more than a day in the future"
