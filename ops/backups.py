@@ -402,8 +402,9 @@ def restore(path: str | Path, confirm: bool = False) -> RestoreReport:
     """Replace the current database's contents with an archive, in one transaction.
 
     Order matters: refuse without confirmation, verify the archive, take a safety dump, and only
-    then restore. The backup catalog (ops Backup/RestoreDrill rows) is carried over, so the
-    safety dump and every newer backup stay known after restoring an older archive.
+    then restore. The ops history (backups, drills, benchmarks, health snapshots) is carried
+    over, so the safety dump and every newer backup stay known after restoring an older archive
+    and the freshness checks do not go back in time.
     """
     if not confirm:
         raise OpsError(
@@ -528,27 +529,40 @@ def _rebuild_platform_views(readers: list[str]) -> None:
         ensure_readonly_role(role, password=None)  # keeps the role's password
 
 
-def _save_catalog() -> dict[str, list[dict[str, Any]]]:
-    return {
-        "backups": list(Backup.objects.values()),
-        "drills": list(RestoreDrill.objects.values()),
-    }
+def _catalog_models() -> list[tuple[type, str | None]]:
+    """The ops history a restore must not rewind (model, its auto_now_add field), parents first:
+    backups describe files on disk; drills, benchmarks and health snapshots are what the
+    freshness checks read."""
+    from ops.models import BenchmarkResult, BenchmarkRun, HealthSnapshot
+
+    return [
+        (Backup, "started_at"),
+        (RestoreDrill, "started_at"),
+        (BenchmarkRun, "started_at"),
+        (BenchmarkResult, None),
+        (HealthSnapshot, "taken_at"),
+    ]
 
 
-def _restore_catalog(catalog: dict[str, list[dict[str, Any]]]) -> None:
-    """Put back the backup catalog as it was before the restore (it describes files on disk)."""
+def _save_catalog() -> dict[type, list[dict[str, Any]]]:
+    return {model: list(model.objects.values()) for model, _ in _catalog_models()}
+
+
+def _restore_catalog(catalog: dict[type, list[dict[str, Any]]]) -> None:
+    """Put back the ops history as it was before the restore."""
+    models = _catalog_models()
     with transaction.atomic():
-        RestoreDrill.objects.all().delete()
-        Backup.objects.all().delete()
-        Backup.objects.bulk_create(Backup(**row) for row in catalog["backups"])
-        RestoreDrill.objects.bulk_create(RestoreDrill(**row) for row in catalog["drills"])
-        # bulk_create stamps auto_now_add fields with "now": put the recorded times back.
-        for model, rows in ((Backup, catalog["backups"]), (RestoreDrill, catalog["drills"])):
-            for row in rows:
-                model.objects.filter(pk=row["id"]).update(started_at=row["started_at"])
+        for model, _ in reversed(models):
+            model.objects.all().delete()
+        for model, stamped in models:
+            rows = catalog[model]
+            model.objects.bulk_create(model(**row) for row in rows)
+            if stamped:  # bulk_create stamps auto_now_add fields with "now": put them back
+                for row in rows:
+                    model.objects.filter(pk=row["id"]).update(**{stamped: row[stamped]})
         conn = connections["default"]
         with conn.cursor() as cur:
-            for sql in conn.ops.sequence_reset_sql(no_style(), [Backup, RestoreDrill]):
+            for sql in conn.ops.sequence_reset_sql(no_style(), [m for m, _ in models]):
                 cur.execute(sql)
 
 

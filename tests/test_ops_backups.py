@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from ops import backups
 from ops.backups import OpsError
-from ops.models import Backup, RestoreDrill
+from ops.models import Backup, BenchmarkRun, HealthSnapshot, RestoreDrill
 from tickets.models import Comment, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -110,6 +110,9 @@ def test_restore_brings_back_exact_data():
     expected = table_fingerprints()
     record = backups.backup("before-change")
     drill = backups.restore_drill()
+    run = BenchmarkRun.objects.create(runs=5, warmup=1, total_ms=12.0, passed=True)
+    run.results.create(metric_id="1.1", slug="x", median_ms=1, p95_ms=2, max_ms=3)
+    snapshot = HealthSnapshot.objects.create(overall="ok")
 
     Ticket.objects.filter(ticket_id=1001).delete()
     Comment.objects.filter(ticket_id=1001).delete()
@@ -132,6 +135,9 @@ def test_restore_brings_back_exact_data():
     assert (kept.started_at, kept.sha256) == (record.started_at, record.sha256)
     assert RestoreDrill.objects.get(pk=drill.pk).started_at == drill.started_at
     assert safety.started_at < safety.finished_at
+    # ...and so is the rest of the ops history written after the backup
+    assert BenchmarkRun.objects.get().results.get().metric_id == "1.1"
+    assert HealthSnapshot.objects.get().taken_at == snapshot.taken_at
 
 
 def test_restore_reports_row_count_changes():
