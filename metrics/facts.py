@@ -380,12 +380,27 @@ HAVING {{r}}  -- the days in scope, kept after grouping the range (no per-day in
 _ALL = dict.fromkeys(("t", "tf", "tt", "ts", "q", "d", "c", "r", "rr"), "true")
 
 
+def lock(cursor: Any) -> None:
+    """The facts' transaction lock. Whoever also locks a warehouse table exclusively (a first
+    bulk load) takes this one first: a refresh holds it while it reads those tables, so the
+    opposite order deadlocks."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+
+
+def mark_stale(cursor: Any) -> None:
+    """In the transaction of data committed without its facts (migrate_legacy refreshes once,
+    after its last table): if the load stops before that, the facts are known to be stale and
+    the beat or compute_metrics rebuilds them."""
+    lock(cursor)
+    cursor.execute("UPDATE metric_settings SET facts_built_at = NULL WHERE id = 1")
+
+
 def _tuned(cursor: Any) -> None:
     # Whole-table aggregations: JIT compilation costs seconds and buys nothing here, and
     # hash aggregates must not spill. SET LOCAL ends with the (caller's) transaction.
     cursor.execute("SET LOCAL jit = off")
     cursor.execute("SET LOCAL work_mem = '256MB'")
-    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    lock(cursor)
 
 
 def rebuild(cursor: Any) -> dict[str, float]:
@@ -640,12 +655,19 @@ def refresh_if_stale(using: str = "default") -> bool:
         if not cursor.fetchone()[0]:
             return False  # another process is refreshing right now
         try:
-            if not settings_stale(using):
+            if not settings_stale(using) or _import_running(cursor):
                 return False
             refresh_facts(using)
             return True
         finally:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [REFRESH_LOCK])
+
+
+def _import_running(cursor: Any) -> bool:
+    """A running import refreshes the facts when it ends (a dead one is marked failed by the
+    beat, and the next check rebuilds): rebuilding meanwhile would only be redone."""
+    cursor.execute("SELECT EXISTS (SELECT 1 FROM tickets_importrun WHERE status = 'running')")
+    return cursor.fetchone()[0]
 
 
 #: Session lock of the beat's staleness check (imports refresh inside their own transaction).

@@ -174,3 +174,35 @@ def test_cut_days_for_root_causes_and_resolution_weeks(rebuilds):
     for date_to in ("2025-08-12T11:00", "2025-08-13"):
         got = compute(["5.5"], date_from="2025-08-06T09:00", date_to=date_to)
         assert got["weekly_created_resolved"] == {"rows": weekly}
+
+
+def test_a_legacy_load_stopped_between_tables_leaves_facts_known_stale(tmp_path, rebuilds):
+    """Tables of migrate_legacy commit without their facts (one refresh at the end): if the
+    load stops in between, the beat must see the facts as stale and rebuild them."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from tickets import legacy
+
+    path = f.write_legacy(
+        tmp_path / "legacy.sqlite3",
+        {
+            "tickets": [f.ticket(500 + i, team="Team New") for i in range(5)],
+            "comments": [f.comment(9000 + i, 500) for i in range(3)],
+        },
+    )
+    load = legacy.load_table
+
+    def stop_at_comments(run, raw, entity, **kwargs):
+        if entity.name == "comments":
+            raise SoftTimeLimitExceeded()
+        return load(run, raw, entity, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(legacy, "load_table", stop_at_comments)
+        with pytest.raises(SoftTimeLimitExceeded):
+            legacy.migrate_legacy(path)
+    assert facts.settings_stale()  # the tickets committed without their facts
+    with override_settings(MIN_TEAM_SAMPLE=2):
+        assert facts.refresh_if_stale() is True
+        assert rebuilds == [1] and not facts.settings_stale()
+        assert_same_as_full_rebuild()

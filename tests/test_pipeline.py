@@ -444,3 +444,64 @@ def test_a_large_import_into_a_loaded_table_does_not_lock_readers_out(tmp_path, 
             "AND mode = 'AccessExclusiveLock' AND pid = pg_backend_pid()"
         )
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_bulk_load_waits_for_a_fact_refresh_before_locking_its_table(tmp_path, monkeypatch):
+    """A refresh holds the facts' lock while it reads the warehouse tables; the bulk path locks
+    its table exclusively. Taking the facts' lock first is what keeps the two from deadlocking:
+    while a refresh runs, the load waits *without* locking readers (or the refresh) out."""
+    import threading
+    import time as clock
+
+    from django.db import connections
+
+    from metrics import facts
+    from tickets import pipeline
+
+    monkeypatch.setattr(pipeline, "BULK_LOAD_MIN_ROWS", 2)
+    path = f.write_csv(tmp_path / "c.csv", "comments", [f.comment(i, 1) for i in range(1, 30)])
+    refresh = connections.create_connection("default")  # a refresh, mid-way
+    refresh.connect()
+    refresh.set_autocommit(False)
+    with refresh.cursor() as cursor:
+        facts.lock(cursor)
+    outcome: dict[str, object] = {}
+
+    def load():
+        try:
+            outcome["run"] = import_file(path)
+        except Exception as exc:  # noqa: BLE001 -- reported by the assertion below
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        clock.sleep(2)  # the load is now waiting for the facts' lock
+        assert worker.is_alive()
+        with refresh.cursor() as cursor:  # what the refresh does next: read the table
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+            cursor.execute("SELECT count(*) FROM tickets_comment")
+            assert cursor.fetchone() == (0,)
+    finally:
+        refresh.rollback()
+        refresh.close()
+        worker.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["run"].rows_inserted == 29
+
+
+def test_the_same_file_twice_at_once_is_recognised_under_the_lock(tmp_path):
+    """Two uploads of one file: the second looked before the first committed, and looks again
+    once it holds the entity's lock."""
+    from tickets.columns import ENTITIES
+    from tickets.pipeline import load_table, sha256_of
+    from tickets.readers import open_tables
+
+    path = f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(i) for i in range(1, 5)])
+    second = ImportRun(file_name=path.name, file_sha256=sha256_of(path), source_kind="csv")
+    first = import_file(path)  # commits while the second waits for the lock
+    run = load_table(second, next(open_tables(path)), ENTITIES["tickets"])
+    assert run.same_file_as_id == first.pk and run.rows_unchanged == 4

@@ -207,6 +207,7 @@ def _load_into_empty(
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {model_table})")
     if cursor.fetchone()[0]:
         return False
+    _derived("lock", cursor)  # the facts' lock first, as every refresh takes them
     cursor.execute(f"LOCK TABLE {model_table} IN ACCESS EXCLUSIVE MODE")
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {model_table})")  # filled meanwhile?
     if cursor.fetchone()[0]:
@@ -298,6 +299,15 @@ def refresh_derived(entity: str | None = None) -> float | None:
     return refresh_facts(entity=entity)
 
 
+def _derived(action: str, cursor: Any) -> None:
+    """metrics.facts.lock / mark_stale inside the run's transaction (no-op without facts)."""
+    try:
+        from metrics import facts
+    except ImportError:
+        return
+    getattr(facts, action)(cursor)
+
+
 def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> None:
     run.rows_read = counts.read
     run.rows_inserted = counts.inserted
@@ -347,6 +357,14 @@ def load_table(
                 backup_before_delete(run)
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key(entity.name)])
+                if (
+                    run.same_file_as_id is None
+                    and run.file_sha256
+                    and run.source_kind != ImportRun.SourceKind.SQLITE
+                ):
+                    # Again under the entity's lock: the same file imported at the same moment
+                    # has committed by now.
+                    run.same_file_as = previous_same_file(run.file_sha256, entity.name)
                 counts = stage_rows(cursor, run, mapping, table, tracker)
                 phases = {"stage": time.monotonic() - started}
                 mark = time.monotonic()
@@ -369,6 +387,8 @@ def load_table(
                             phases["orphans"] = time.monotonic() - mark
                             if dry_run:
                                 raise _DryRunRollback
+                            if not refresh:
+                                _derived("mark_stale", cursor)
                             if refresh:
                                 mark = time.monotonic()
                                 refresh_derived(entity.name)
