@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.decorators import permission_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -68,6 +69,11 @@ def card(metric: MetricDef, result: dict) -> dict[str, Any]:
     return data
 
 
+#: Metrics are aggregates of the tickets: who may not see tickets may not see them either.
+METRICS_PERMISSION = "tickets.view_ticket"
+
+
+@permission_required(METRICS_PERMISSION, raise_exception=True)
 def overview(request: HttpRequest) -> HttpResponse:
     date_from = _date(request.GET.get("from"))
     date_to = _date(request.GET.get("to"))
@@ -89,6 +95,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "metrics/overview.html", context)
 
 
+@permission_required(METRICS_PERMISSION, raise_exception=True)
 def definition(request: HttpRequest, key: str) -> HttpResponse:
     try:
         metric = get_metric(key)

@@ -217,7 +217,12 @@ class BackupAdmin(ReadOnlyOpsAdmin):
             )
         return HttpResponseRedirect(reverse("admin:ops_backup_changelist"))
 
-    @admin.action(description="Run a restore drill on the selected backup (queued)")
+    def has_drill_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ops.add_restoredrill")
+
+    @admin.action(
+        description="Run a restore drill on the selected backup (queued)", permissions=["drill"]
+    )
     def queue_restore_drill(self, request: HttpRequest, queryset) -> None:
         from ops.tasks import restore_drill_task
 

@@ -263,6 +263,7 @@ class OpsCheck(HealthCheck):
 
     check: str
     result: CheckResult | None = dataclasses.field(default=None, repr=False)
+    redact: bool = dataclasses.field(default=False, repr=False)
 
     def __repr__(self) -> str:  # the library labels results (HTML, JSON keys) with repr
         return self.check
@@ -270,6 +271,8 @@ class OpsCheck(HealthCheck):
     async def run(self) -> None:
         # thread_sensitive: the ORM runs in the request's thread (and its transaction in tests).
         result = await sync_to_async(run_check, thread_sensitive=True)(self.check)
+        if self.redact:  # paths, free space, stored errors and exception texts are for staff
+            result = CheckResult(result.status, REDACTED)
         self.result = result  # the page shows the message of ok checks too (ages, free space)
         if result.status == WARNING:
             raise ServiceWarning(result.message)
@@ -277,13 +280,29 @@ class OpsCheck(HealthCheck):
             raise ServiceUnavailable(result.message)
 
 
+REDACTED = "details for signed-in staff (or manage.py check_health)"
+
+
 class HealthView(HealthCheckView):
-    """/health/: every check; HTTP 200 when all are ok or warning, 500 when one is critical."""
+    """/health/: every check; HTTP 200 when all are ok or warning, 500 when one is critical.
+
+    Anyone may see the status of each check (load balancers, uptime monitors); the details
+    name paths, free space and stored error texts, so only staff see them.
+    """
+
+    redact = True
+
+    def get_checks(self):
+        for check in super().get_checks():
+            check.redact = self.redact
+            yield check
 
     checks = [(OpsCheck, {"check": name}) for name in CHECKS]
     template_name = "ops/health.html"
 
     async def get(self, request, *args, **kwargs):
+        user = await request.auser()
+        self.redact = not (user.is_active and user.is_staff)
         response = await super().get(request, *args, **kwargs)
         critical = any(
             r.error is not None and not isinstance(r.error, ServiceWarning) for r in self.results

@@ -7,7 +7,7 @@ from metrics import views as metric_views
 from ops.health import HealthView
 
 urlpatterns = [
-    # Metric overview lives under /admin/ (staff only) but outside any ModelAdmin.
+    # Metric overview lives under /admin/ (staff who may view tickets) but outside any ModelAdmin.
     path(
         "admin/metrics/overview/",
         admin.site.admin_view(metric_views.overview),

@@ -234,6 +234,20 @@ def test_with_the_broker_down_only_redis_and_celery_fail_and_fast(settings, clie
     assert {name for name, state in states.items() if state != "OK"} == {"redis", "celery"}
 
 
+def test_details_are_for_staff_anonymous_callers_see_statuses(client, settings, django_user_model):
+    settings.BACKUP_DIR = "/srv/somewhere/private"
+    anonymous = client.get("/health/?format=json").json()
+    assert anonymous["disk"] == "OK" and "critical" not in anonymous  # statuses are shown
+    page = client.get("/health/", HTTP_ACCEPT="text/html").content.decode()
+    assert "/srv" not in page and "free" not in page and "details for signed-in staff" in page
+    text = client.get("/health/?format=text").content.decode()
+    assert "/srv" not in text and "no backup" not in text.lower()
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+    page = client.get("/health/", HTTP_ACCEPT="text/html").content.decode()
+    assert "free" in page and "/srv" in page
+
+
 def make_all_fresh() -> None:
     make_import(1)
     make_backup(1)

@@ -13,9 +13,21 @@ from tests.test_metrics import build
 
 @pytest.fixture
 def staff_client(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
     user = django_user_model.objects.create_user("lead", password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="tickets", codename="view_ticket")
+    )
     client.force_login(user)
     return client
+
+
+def test_staff_who_may_not_view_tickets_do_not_see_metrics(client, django_user_model):
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(user)
+    assert client.get(reverse("metrics_overview")).status_code == 403
+    assert client.get(reverse("metrics_definition", args=["1.1"])).status_code == 403
 
 
 @pytest.fixture

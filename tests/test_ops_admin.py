@@ -114,6 +114,28 @@ def test_restore_drill_action_runs_on_the_selected_backup(admin_client, eager_ce
     assert drill.finished_at <= timezone.now()
 
 
+def test_view_only_staff_cannot_queue_a_restore_drill(client, db, eager_celery):
+    from django.contrib.auth.models import Permission
+
+    record = Backup.objects.create(status=Backup.Status.SUCCEEDED, path="/nowhere.dump")
+    user = User.objects.create_user("opsview", password="pw-for-tests-only", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_backup"]))
+    client.force_login(user)
+    page = client.get(reverse("admin:ops_backup_changelist"))
+    assert page.status_code == 200 and b"queue_restore_drill" not in page.content
+    client.post(
+        reverse("admin:ops_backup_changelist"),
+        {"action": "queue_restore_drill", "_selected_action": [record.pk]},
+    )
+    assert not RestoreDrill.objects.exists()
+    user.user_permissions.add(Permission.objects.get(codename="add_restoredrill"))
+    client.post(
+        reverse("admin:ops_backup_changelist"),
+        {"action": "queue_restore_drill", "_selected_action": [record.pk]},
+    )
+    assert RestoreDrill.objects.get().passed is False  # ran (the file is not there)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_with_the_broker_down_the_buttons_say_so_instead_of_an_error_500(admin_client, broker_down):
     from ops.backups import backup
