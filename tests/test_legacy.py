@@ -205,3 +205,39 @@ def test_nul_bytes_are_dropped_and_real_numbers_in_text_columns_read_as_written(
     first, second = Ticket.objects.order_by("ticket_id")
     assert (first.title, first.job_ref, first.sla_met) == ("badtitle", "12", True)
     assert (second.title, second.job_ref, second.sla_met) == ("fine", "12.5", False)
+
+
+def test_without_rowid_tables_blobs_and_a_damaged_table(tmp_path):
+    """A WITHOUT ROWID table loads; a BLOB cell is text; a table whose pages are damaged fails
+    on its own with a clear reason while the others load and the report is printed."""
+    path = tmp_path / "legacy.sqlite3"
+    f.write_legacy(path, {"tickets": [f.ticket(i) for i in range(1, 6)]})
+    conn = sqlite3.connect(path)
+    names = f.legacy_names("comments")
+    conn.execute(
+        "CREATE TABLE comments ("
+        + ", ".join(f'"{n}" TEXT' for n in names)
+        + ', PRIMARY KEY ("comment_id")) WITHOUT ROWID'
+    )
+    for i in range(1, 4):
+        row = f._ordered("comments", f.comment(i, 1))
+        conn.execute(f"INSERT INTO comments VALUES ({', '.join('?' * len(names))})", row)
+    conn.execute("UPDATE comments SET user_name = CAST('Ann' AS BLOB)")
+    roster = [("Ann Agent", "ann@example.com", f"user{i}" + "x" * 3000) for i in range(300)]
+    conn.execute("CREATE TABLE cloud_team_roster (name TEXT, email TEXT, username TEXT)")
+    conn.executemany("INSERT INTO cloud_team_roster VALUES (?, ?, ?)", roster)
+    conn.commit()
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'cloud_team_roster'"
+    ).fetchone()[0]
+    conn.close()
+    with path.open("r+b") as fh:  # scribble over the roster's root page
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\x5a" * page_size)
+
+    with pytest.raises(CommandError):  # a table failed: non-zero exit, after the report
+        call_command("migrate_legacy", str(path))
+    assert Ticket.objects.count() == 5
+    assert sorted(Comment.objects.values_list("user_name", flat=True)) == ["Ann"] * 3
+    assert not TeamMember.objects.exists()

@@ -1,6 +1,7 @@
 """The load pipeline end to end on generated files (SPEC §4.2)."""
 
 import datetime as dt
+import re
 import zipfile
 
 import pytest
@@ -505,3 +506,44 @@ def test_the_same_file_twice_at_once_is_recognised_under_the_lock(tmp_path):
     first = import_file(path)  # commits while the second waits for the lock
     run = load_table(second, next(open_tables(path)), ENTITIES["tickets"])
     assert run.same_file_as_id == first.pk and run.rows_unchanged == 4
+
+
+def test_an_unclosed_quote_refuses_the_file_instead_of_losing_the_rows_after_it(tmp_path):
+    rows = [f.comment(i, 1) for i in range(1, 60)]
+    path = f.write_csv(tmp_path / "c.csv", "comments", rows)
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    lines[40] = lines[40].replace("<p>Comment", '"<p>Comment', 1)  # opened, never closed
+    path.write_text("".join(lines), encoding="utf-8")
+    before = snapshot()
+    with pytest.raises(
+        ImportFailed, match=r"row 41 \(line 41\): a quoted field opened there runs to line 60"
+    ):
+        import_file(path)
+    assert snapshot() == before
+    assert ImportRun.objects.get().status == "failed"
+
+
+def test_error_cells_are_found_in_any_attribute_order_and_sheet_name(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Tickets & more"
+    rows = [f.ticket(i) for i in range(1, 30)]
+    rows[3]["title"] = "#N/A"
+    sheet.append(f.headers("tickets"))
+    for row in rows:
+        sheet.append(f._ordered("tickets", row))
+    plain = tmp_path / "plain.xlsx"
+    workbook.save(plain)
+    reordered = tmp_path / "reordered.xlsx"  # <c t="e" r="..">, as some writers emit
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(reordered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb'<c r="([A-Z]+[0-9]+)" t="e"', rb'<c t="e" r="\1"', data)
+                assert b'<c t="e" r=' in data
+            target.writestr(item, data)
+    run = import_file(reordered)
+    issue = ImportIssue.objects.get(run=run)
+    assert (issue.row_number, issue.column, issue.raw_value) == (5, "TKT-Title", "#N/A")

@@ -51,6 +51,15 @@ def test_id_text_reads_whole_numbers_as_the_id(raw, expected):
     assert v.parse_id_text(raw).value == expected
 
 
+@pytest.mark.parametrize("raw", ["1_234", "\u0661\u0662", "\uff19\uff19", "1 234", "0x10"])
+def test_numbers_are_ascii_digits_only(raw):
+    """Python's int() and Decimal() accept underscores and any script's digits."""
+    with pytest.raises(v.InvalidValue):
+        v.parse_int(raw)
+    with pytest.raises(v.InvalidValue):
+        v.parse_hours(raw)
+
+
 def test_assignee_placeholder_only_for_assignee():
     assert v.parse_assignee("PendingAssignment").value is None
     assert v.parse_text("PendingAssignment").value == "PendingAssignment"

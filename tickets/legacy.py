@@ -194,7 +194,10 @@ def load_in_child(table_name: str, entity_name: str) -> TableResult:
 def _load_one(conn, table_name: str, entity_name: str) -> TableResult:
     ctx = _CHILD_CONTEXT
     path, progress_for = ctx["path"], ctx.get("progress_for")
-    raw = table_reader(conn, path, table_name)
+    try:
+        raw = table_reader(conn, path, table_name)
+    except SourceError as exc:  # this table cannot even be opened: the others still load
+        return TableResult(table_name, entity_name, status=ImportRun.Status.FAILED, error=str(exc))
     run = ImportRun(
         source_kind=ImportRun.SourceKind.SQLITE,
         file_name=f"{path.name}:{table_name}",

@@ -233,6 +233,15 @@ class _TextBool(Dumper):
         return b"true" if obj else b"false"
 
 
+class _TextBytes(Dumper):
+    """A legacy BLOB cell: its bytes read as UTF-8 text (bad bytes replaced), never bytea hex."""
+
+    oid = _TEXT_OID
+
+    def dump(self, obj: bytes) -> bytes:
+        return bytes(obj).replace(b"\x00", b"").decode("utf-8", "replace").encode()
+
+
 class _TextDuration(Dumper):
     """Spreadsheet durations are times of day: a fraction of a day, as values.parse_time reads."""
 
@@ -255,6 +264,8 @@ def _raw_cursor(pg: psycopg.Connection, mapping: Mapping, table: RawTable) -> ps
     cur = pg.cursor()
     cur.adapters.register_dumper(bool, _TextBool)
     cur.adapters.register_dumper(dt.timedelta, _TextDuration)
+    for blob in (bytes, bytearray, memoryview):
+        cur.adapters.register_dumper(blob, _TextBytes)
     if any(
         col.kind in FLOAT_SENSITIVE_KINDS
         and (table.float_columns is None or table.headers[i] in table.float_columns)

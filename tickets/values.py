@@ -136,6 +136,9 @@ def parse_assignee(raw: Any) -> Parsed:
 # --- numbers -------------------------------------------------------------------------------
 
 BIGINT_MAX = 2**63 - 1
+#: ASCII digits, sign, point and exponent only: Python's int() and Decimal() also accept
+#: underscores and any script's digits, which no export means as a number.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_int(raw: Any) -> Parsed:
@@ -152,6 +155,8 @@ def parse_int(raw: Any) -> Parsed:
         value = int(raw)
     elif isinstance(raw, str):
         s = raw.strip(WHITESPACE)
+        if not _PLAIN_NUMBER.fullmatch(s):  # int() and Decimal() also take 1_000 and '١٢'
+            raise InvalidValue("not an integer")
         try:
             value = int(s)
         except ValueError:
@@ -193,8 +198,11 @@ def parse_decimal(raw: Any, quantum: Decimal = CENT, maximum: Decimal = HOURS_MA
         return raw
     if isinstance(raw, bool):
         raise InvalidValue("not a number")
+    text = repr(raw) if isinstance(raw, float) else str(raw).strip(WHITESPACE)
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise InvalidValue("not a number")
     try:
-        value = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip(WHITESPACE))
+        value = Decimal(text)
     except InvalidOperation:
         raise InvalidValue("not a number") from None
     if not value.is_finite():

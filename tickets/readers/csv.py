@@ -59,15 +59,28 @@ def _rows(
     fh: Any, reader: Any, header_row: int, width: int, table: RawTable
 ) -> Iterator[tuple[int, list[Any]]]:
     number = header_row
+    line = reader.line_num  # physical lines read so far
     try:
         for record in reader:
             number += 1
+            first_line, line = line + 1, reader.line_num
             if not "".join(record).strip():
                 continue
             if len(record) != width:
                 extra = record[width:]
                 if len(record) > width and not any(cell.strip() for cell in extra):
                     record = record[:width]  # empty padding after the last column
+                elif line > first_line:
+                    # A quote opened and not closed swallows the lines after it into one
+                    # "row": the rows in it would be lost without a trace, and the quoting of
+                    # everything after is in doubt. The whole file is refused.
+                    raise SourceError(
+                        table.file_name,
+                        f"row {number} (line {first_line}): a quoted field opened there runs "
+                        f"to line {line}, so {line - first_line + 1} lines read as one row "
+                        f"with {len(record)} fields instead of {width}; fix the quoting "
+                        "(an unclosed or stray double quote). Nothing was loaded.",
+                    )
                 else:
                     yield (
                         number,

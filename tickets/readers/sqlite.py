@@ -48,8 +48,11 @@ def read_sqlite(path: Path, tables: list[str] | None = None) -> Iterator[RawTabl
 
 
 def table_reader(conn: sqlite3.Connection, path: Path, table: str) -> RawTable:
-    total = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    cursor = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid')
+    try:
+        total = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        cursor = conn.execute(f'SELECT * FROM "{table}"{_order(conn, table)}')
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(path.name, f"table {table}: cannot be read ({exc})") from None
     _TABLE_OF[id(cursor)] = table
     headers = [d[0] for d in cursor.description]
     return RawTable(
@@ -61,6 +64,15 @@ def table_reader(conn: sqlite3.Connection, path: Path, table: str) -> RawTable:
         entity_hint=LEGACY_TABLES.get(table),
         float_columns=float_columns(conn, table),
     )
+
+
+def _order(conn: sqlite3.Connection, table: str) -> str:
+    """Rows in insertion order (rowid); a WITHOUT ROWID table has only its key order."""
+    try:
+        conn.execute(f'SELECT rowid FROM "{table}" LIMIT 0')
+    except sqlite3.OperationalError:
+        return ""
+    return " ORDER BY rowid"
 
 
 def float_columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
@@ -84,9 +96,9 @@ def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[int, list]]:
     while True:
         try:
             batch = cursor.fetchmany(FETCH)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             if "decode" not in str(exc):
-                raise
+                raise _damaged(cursor, number, exc) from None
             # Legacy text that is not UTF-8: re-read this table with replacement characters.
             yield from _rows_lenient(cursor, number)
             return
@@ -97,11 +109,18 @@ def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple[int, list]]:
             yield number, list(row)
 
 
+def _damaged(cursor: sqlite3.Cursor, done: int, exc: Exception) -> SourceError:
+    table = _TABLE_OF.get(id(cursor), "?")
+    return SourceError(
+        f"table {table}", f"cannot be read after row {done} ({exc}): the database file is damaged"
+    )
+
+
 def _rows_lenient(cursor: sqlite3.Cursor, done: int) -> Iterator[tuple[int, list]]:
     conn = cursor.connection
     conn.text_factory = lambda b: b.decode("utf-8", errors="replace")
     table = _TABLE_OF[id(cursor)]
-    rest = conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid LIMIT -1 OFFSET {done}')
+    rest = conn.execute(f'SELECT * FROM "{table}"{_order(conn, table)} LIMIT -1 OFFSET {done}')
     number = done
     while batch := rest.fetchmany(FETCH):
         for row in batch:
