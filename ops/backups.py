@@ -494,12 +494,13 @@ class LockWatchdog(SideLoop):
             self.cancelled = True
 
 
-def _drop_platform_views() -> list[str] | None:
-    """Drop the read-only role's platform views; returns the roles that could read them
-    (None when there were no such views)."""
+def _drop_platform_views() -> dict[str, list[str]] | None:
+    """Drop the read-only role's platform views; returns who could read each (None when there
+    were none). Waits at most RESTORE_LOCK_WAIT_S for a session using them."""
     from metrics.readonly_role import PLATFORM_VIEWS
 
     with transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{RESTORE_LOCK_WAIT_S}s'")
         cursor.execute(
             "SELECT viewname FROM pg_views WHERE schemaname = current_schema() "
             "AND viewname = ANY(%s)",
@@ -509,24 +510,30 @@ def _drop_platform_views() -> list[str] | None:
         if not present:
             return None
         cursor.execute(
-            "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+            "SELECT table_name, grantee FROM information_schema.role_table_grants "
             "WHERE table_schema = current_schema() AND table_name = ANY(%s) "
             "AND privilege_type = 'SELECT' AND grantee <> current_user",
             [present],
         )
-        readers = sorted(row[0] for row in cursor.fetchall())
+        readers: dict[str, list[str]] = {}
+        for view, grantee in cursor.fetchall():
+            readers.setdefault(view, []).append(grantee)
         for name in present:
             cursor.execute(f"DROP VIEW IF EXISTS {name}")
     return readers
 
 
-def _rebuild_platform_views(readers: list[str]) -> None:
-    """The platform views again, and their readers' grants as create_readonly_role sets them."""
-    from metrics.readonly_role import ensure_platform_views, ensure_readonly_role
+def _rebuild_platform_views(readers: dict[str, list[str]]) -> None:
+    """The platform views again, with exactly the SELECT grants they had (nothing else about
+    those roles changes)."""
+    from metrics.readonly_role import ensure_platform_views
 
     ensure_platform_views()
-    for role in readers:
-        ensure_readonly_role(role, password=None)  # keeps the role's password
+    conn = connections["default"]
+    with transaction.atomic(), conn.cursor() as cursor:
+        for view, roles in readers.items():
+            for role in roles:
+                cursor.execute(f"GRANT SELECT ON {view} TO {conn.ops.quote_name(role)}")
 
 
 def _catalog_models() -> list[tuple[type, str | None]]:

@@ -129,6 +129,24 @@ def test_a_time_limit_mid_legacy_load_names_the_tables_already_kept(
         run.error_summary.lower()
     )
     assert [c.entity for c in imports.kept_tables(run)] == ["tickets"]
+    monkeypatch.setattr(legacy, "load_table", load)
+    with django_capture_on_commit_callbacks(execute=False):
+        retry = imports.retry_run(run)
+    assert imports.execute_run(retry.pk) == "succeeded"
+    run.refresh_from_db()  # the retry's table runs are not taken for this run's
+    assert [c.entity for c in imports.child_runs(run)] == ["tickets"]
+
+
+def test_a_legacy_upload_of_only_future_dated_rows_previews(
+    importer, tmp_path, django_capture_on_commit_callbacks
+):
+    path = f.write_legacy(
+        tmp_path / "future.sqlite3",
+        {"timesheets": [f.timesheet(i, "2099-07-02") for i in range(3)]},
+    )
+    parent, _ = upload_and_run(importer, path, django_capture_on_commit_callbacks)
+    assert parent.status == "previewed", parent.error_summary
+    assert parent.window_end is None and parent.rows_warned == 3
 
 
 # --- double clicks and cancelling ---------------------------------------------------------------------

@@ -423,20 +423,31 @@ def test_restore_of_an_archive_older_than_the_read_only_views(settings):
     make_data()
     expected = table_fingerprints()
     record = backups.backup("before the role")
-    role = "sd_test_reader"
+    role, app = "sd_test_reader", "sd-test-app"  # a name that needs quoting, too
     ensure_readonly_role(role, password=None)
+    with connection.cursor() as cur:  # another role that reads one view and writes tickets
+        cur.execute(f'CREATE ROLE "{app}" NOLOGIN')
+        cur.execute(f'GRANT SELECT ON platform_import_runs TO "{app}"')
+        cur.execute(f'GRANT INSERT ON tickets_ticket TO "{app}"')
     try:
         Ticket.objects.filter(ticket_id=1001).delete()
         backups.restore(record.path, confirm=True)
         assert table_fingerprints() == expected
-        with connection.cursor() as cur:  # the views and the role's grants are back
+        with connection.cursor() as cur:  # the views and exactly their grants are back
             for view in PLATFORM_VIEWS:
                 cur.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [role, view])
                 assert cur.fetchone() == (True,), view
+            cur.execute("SELECT has_table_privilege(%s, 'platform_import_runs', 'SELECT')", [app])
+            assert cur.fetchone() == (True,)
+            cur.execute("SELECT has_table_privilege(%s, 'platform_backups', 'SELECT')", [app])
+            assert cur.fetchone() == (False,)
+            cur.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [app])
+            assert cur.fetchone() == (False,)  # nothing else about the role changed
     finally:
         with connection.cursor() as cur:
-            cur.execute(f"DROP OWNED BY {role}")
-            cur.execute(f"DROP ROLE {role}")
+            for name in (role, app):
+                cur.execute(f'DROP OWNED BY "{name}"')
+                cur.execute(f'DROP ROLE "{name}"')
 
 
 def test_an_unreadable_archive_fails_the_drill_with_a_reason(monkeypatch, tmp_path):

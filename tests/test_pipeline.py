@@ -547,3 +547,61 @@ def test_error_cells_are_found_in_any_attribute_order_and_sheet_name(tmp_path):
     run = import_file(reordered)
     issue = ImportIssue.objects.get(run=run)
     assert (issue.row_number, issue.column, issue.raw_value) == (5, "TKT-Title", "#N/A")
+
+
+def test_a_quoted_multi_line_cell_in_a_row_with_an_extra_field_rejects_only_that_row(tmp_path):
+    rows = [f.ticket(i) for i in range(1, 40)]
+    rows[5]["title"] = "first line\nsecond line"
+    path = f.write_csv(tmp_path / "t.csv", "tickets", rows)
+    text = path.read_text(encoding="utf-8-sig").replace('second line"', 'second line",stray', 1)
+    path.write_text(text, encoding="utf-8")
+    run = import_file(path)
+    assert (run.rows_inserted, run.rows_rejected) == (38, 1)
+    assert ImportIssue.objects.get(run=run, severity="error").row_number == 7  # that row only
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_takes_the_facts_lock_before_reading_the_tickets(tmp_path):
+    """The orphan count reads tickets_ticket; a first bulk load of tickets holds the facts'
+    lock while it locks that table. Reading it before asking for the facts' lock deadlocked."""
+    import threading
+    import time as clock
+
+    from django.db import connections
+
+    from metrics import facts
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(1)]))
+    path = f.write_csv(tmp_path / "c.csv", "comments", [f.comment(i, 1) for i in range(1, 5)])
+    holder = connections.create_connection("default")
+    holder.connect()
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        facts.lock(cursor)
+    outcome: dict[str, object] = {}
+
+    def load():
+        try:
+            outcome["run"] = import_file(path)
+        except Exception as exc:  # noqa: BLE001 -- reported by the assertion below
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        clock.sleep(2)
+        assert worker.is_alive()  # waiting for the facts' lock...
+        with holder.cursor() as cursor:  # ...without holding any lock on the tickets
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'tickets_ticket'::regclass "
+                "AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone() == (0,)
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["run"].rows_inserted == 4

@@ -191,7 +191,8 @@ def execute_run(run_id: int) -> str:
             log.exception("import run %s crashed", run_id)
             mark_failed(
                 run_id,
-                f"{type(exc).__name__}: {exc}. " + _what_was_kept(run, "Nothing was written"),
+                f"{type(exc).__name__}: {str(exc).rstrip('. ')}. "
+                + _what_was_kept(run, "Nothing was written"),
             )
     return ImportRun.objects.values_list("status", flat=True).get(pk=run_id)
 
@@ -235,7 +236,8 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
         setattr(run, name, sum(getattr(c, name) for c in children))
     starts = [c.window_start for c in children if c.window_start]
     ends = [c.window_end for c in children if c.window_end]
-    run.window_start, run.window_end = (min(starts), max(ends)) if starts else (None, None)
+    run.window_start = min(starts) if starts else None
+    run.window_end = max(ends) if ends else None
     run.entity = "legacy"
     run.same_file_as = (
         ImportRun.objects.filter(
@@ -261,7 +263,9 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
         run.error_summary = "; ".join(f"{t.table}: {t.error}" for t in failed) or (
             "no legacy table could be loaded"
         )
-        run.error_summary += ". " + _what_was_kept(run, "Nothing was written")
+        run.error_summary = (
+            run.error_summary.rstrip(". ") + ". " + _what_was_kept(run, "Nothing was written")
+        )
     else:
         run.status = ImportRun.Status.PREVIEWED if run.dry_run else ImportRun.Status.SUCCEEDED
     run.save()
@@ -302,17 +306,17 @@ def _table_runs_since(run: ImportRun) -> list[ImportRun]:
     listing them (a crash or a time limit mid-way)."""
     if not run.started_at:
         return []
-    return list(
-        ImportRun.objects.filter(
-            source_kind=ImportRun.SourceKind.SQLITE,
-            file_sha256=run.file_sha256,
-            archived_path="",
-            dry_run=run.dry_run,
-            created_at__gte=run.started_at,
-        )
-        .exclude(pk=run.pk)
-        .order_by("pk")
+    runs = ImportRun.objects.filter(
+        source_kind=ImportRun.SourceKind.SQLITE,
+        file_sha256=run.file_sha256,
+        archived_path="",
+        dry_run=run.dry_run,
+        created_by_id=run.created_by_id,
+        created_at__gte=run.started_at,
     )
+    if run.finished_at:  # a retry's table runs come later
+        runs = runs.filter(created_at__lte=run.finished_at)
+    return list(runs.exclude(pk=run.pk).order_by("pk"))
 
 
 def _what_was_kept(run: ImportRun, otherwise: str) -> str:

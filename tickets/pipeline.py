@@ -383,6 +383,11 @@ def load_table(
                             merge(cursor, run, entity, counts)
                             phases["merge"] = time.monotonic() - mark
                             mark = time.monotonic()
+                            if not dry_run:
+                                # The facts' lock before reading another entity's table (the
+                                # orphan count reads the tickets): a first bulk load of those
+                                # holds it while it locks them, so this order cannot deadlock.
+                                _derived("lock", cursor)
                             counts.orphans = count_orphans(cursor, entity)
                             phases["orphans"] = time.monotonic() - mark
                             if dry_run:

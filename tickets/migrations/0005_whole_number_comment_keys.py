@@ -26,6 +26,16 @@ def normalise(table: str) -> list[str]:
     ]
 
 
+#: The metric facts were built from the old keys: mark them stale (the beat rebuilds them).
+MARK_FACTS_STALE = """
+DO $$ BEGIN
+    IF to_regclass('metric_settings') IS NOT NULL THEN
+        UPDATE metric_settings SET facts_built_at = NULL;
+    END IF;
+END $$
+"""
+
+
 class Migration(migrations.Migration):
     dependencies = [("tickets", "0004_timesheet_fingerprint_unique_constraint")]
 
@@ -33,4 +43,4 @@ class Migration(migrations.Migration):
         migrations.RunSQL(statement, migrations.RunSQL.noop)
         for table in ("tickets_commentquality", "tickets_commentsentiment")
         for statement in normalise(table)
-    ]
+    ] + [migrations.RunSQL(MARK_FACTS_STALE, migrations.RunSQL.noop)]

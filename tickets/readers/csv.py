@@ -51,12 +51,23 @@ def read_csv(path: Path) -> RawTable:
         file_name=path.name,
         float_columns=frozenset(),  # every cell is text
     )
-    table.rows = _rows(fh, reader, header_row, len(headers), table)
+    table.rows = _rows(fh, reader, header_row, len(headers), table, delimiter)
     return table
 
 
+def _swallowed_rows(record: list[str], width: int, delimiter: str) -> bool:
+    """True when a cell holds whole lines that look like rows of their own: what a quote left
+    open does (a quoted multi-line text does not put a row's worth of delimiters on a line)."""
+    return any(
+        line.count(delimiter) >= width - 1
+        for cell in record
+        if "\n" in cell
+        for line in cell.split("\n")[1:]
+    )
+
+
 def _rows(
-    fh: Any, reader: Any, header_row: int, width: int, table: RawTable
+    fh: Any, reader: Any, header_row: int, width: int, table: RawTable, delimiter: str = ","
 ) -> Iterator[tuple[int, list[Any]]]:
     number = header_row
     line = reader.line_num  # physical lines read so far
@@ -70,7 +81,7 @@ def _rows(
                 extra = record[width:]
                 if len(record) > width and not any(cell.strip() for cell in extra):
                     record = record[:width]  # empty padding after the last column
-                elif line > first_line:
+                elif line > first_line and _swallowed_rows(record, width, delimiter):
                     # A quote opened and not closed swallows the lines after it into one
                     # "row": the rows in it would be lost without a trace, and the quoting of
                     # everything after is in doubt. The whole file is refused.
