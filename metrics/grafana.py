@@ -236,9 +236,7 @@ def _column_units(metric: MetricDef) -> list[dict[str, Any]]:
 def _description(metric: MetricDef) -> str:
     text = f"{metric.id} {metric.slug}: {metric.description}"
     if metric.thresholds:
-        unit = "" if metric.unit in ("", "%") else f" {metric.unit}"
-        unit = "%" if metric.unit == "%" else unit
-        text += f" Status: {metric.thresholds.describe(unit)}."
+        text += f" Status: {metric.threshold_rule()}."
     return text
 
 

@@ -125,6 +125,18 @@ class MetricDef:
     def is_scalar(self) -> bool:
         return self.kind == "scalar"
 
+    def threshold_rule(self) -> str:
+        """The status rule in words, in the unit of what it is applied to: a share column
+        (pct..., ..._pct) is a percentage even when the metric's main unit is tickets."""
+        if self.thresholds is None:
+            return ""
+        judged = self.thresholds.summary or self.thresholds.column
+        if judged.startswith("pct") or judged.endswith("_pct") or self.unit == "%":
+            unit = "%"
+        else:
+            unit = f" {self.unit}" if self.unit else ""
+        return self.thresholds.describe(unit)
+
 
 # --- SQL building blocks (composed once, at import time; the resulting strings are the SQL) ----
 

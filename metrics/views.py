@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,11 +26,35 @@ def teams() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+def filters(request: HttpRequest, known_teams: list[str]) -> tuple[Any, Any, str | None]:
+    """(from, to, team) from the query string. A value that cannot apply is dropped with a
+    message saying so, never silently (a manager would read unfiltered numbers as filtered)."""
+    problems = []
+
+    def day(name: str) -> dt.date | None:
+        raw = request.GET.get(name) or ""
+        if not raw:
+            return None
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"The {name} date {raw!r} is not a date (YYYY-MM-DD): it was ignored.")
+            return None
+
+    date_from, date_to = day("from"), day("to")
+    if date_from and date_to and date_from >= date_to:
+        problems.append(
+            f"The period {date_from} to {date_to} is empty (the to date is exclusive): "
+            "both dates were ignored."
+        )
+        date_from = date_to = None
+    team = request.GET.get("team") or None
+    if team is not None and team not in known_teams:
+        problems.append(f"No team is named {team!r} in the data: showing all teams.")
+        team = None
+    for problem in problems:
+        messages.error(request, problem)
+    return date_from, date_to, team
 
 
 def _table(metric: MetricDef, rows: list[dict]) -> dict[str, Any]:
@@ -58,7 +82,7 @@ def card(metric: MetricDef, result: dict) -> dict[str, Any]:
         "metric": metric,
         "status": st,
         "label": STATUS_LABELS[st] if metric.thresholds else "",
-        "rule": metric.thresholds.describe(metric.unit) if metric.thresholds else "",
+        "rule": metric.threshold_rule(),
     }
     if metric.is_scalar:
         data["value"] = result["value"]
@@ -75,9 +99,8 @@ METRICS_PERMISSION = "tickets.view_ticket"
 
 @permission_required(METRICS_PERMISSION, raise_exception=True)
 def overview(request: HttpRequest) -> HttpResponse:
-    date_from = _date(request.GET.get("from"))
-    date_to = _date(request.GET.get("to"))
-    team = request.GET.get("team") or None
+    known_teams = teams()
+    date_from, date_to, team = filters(request, known_teams)
     show_extra = request.GET.get("extra") == "1"
     metrics = METRICS if show_extra else CORE_METRICS
     results = compute([m.id for m in metrics], date_from, date_to, team)
@@ -85,7 +108,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Metric overview",
         "cards": [card(m, results[m.slug]) for m in metrics],
-        "teams": teams(),
+        "teams": known_teams,
         "date_from": date_from,
         "date_to": date_to,
         "team": team,
@@ -105,6 +128,6 @@ def definition(request: HttpRequest, key: str) -> HttpResponse:
         **admin.site.each_context(request),
         "title": f"{metric.id} {metric.title}",
         "metric": metric,
-        "rule": metric.thresholds.describe(metric.unit) if metric.thresholds else "",
+        "rule": metric.threshold_rule(),
     }
     return TemplateResponse(request, "metrics/definition.html", context)

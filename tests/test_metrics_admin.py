@@ -73,6 +73,40 @@ def test_overview_filters(staff_client, data):
     assert "66.67" in card.split("</section>")[0]
 
 
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"from": "2025-13-45"}, "The from date &#x27;2025-13-45&#x27; is not a date"),
+        ({"to": "garbage"}, "The to date &#x27;garbage&#x27; is not a date"),
+        ({"from": "2025-09-01", "to": "2025-08-01"}, "is empty (the to date is exclusive)"),
+        ({"team": "No Such Team"}, "No team is named &#x27;No Such Team&#x27;"),
+        ({"team": "bad\x00team"}, "No team is named"),
+    ],
+)
+def test_overview_says_which_filter_it_could_not_apply(staff_client, data, query, message):
+    with override_settings(MIN_TEAM_SAMPLE=2):
+        response = staff_client.get(reverse("metrics_overview"), query)
+        unfiltered = staff_client.get(reverse("metrics_overview"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert message in html
+    card = html.split('id="metric-sla_compliance_rate"')[1].split("</section>")[0]
+    assert (
+        card
+        == unfiltered.content.decode()
+        .split('id="metric-sla_compliance_rate"')[1]
+        .split("</section>")[0]
+    )  # the numbers shown are the unfiltered ones, as the message says
+
+
+def test_threshold_rules_are_in_the_unit_they_judge(staff_client, data):
+    from metrics.registry import get_metric
+
+    assert get_metric("2.3").threshold_rule().startswith("pct per row green <= 20%")
+    assert get_metric("2.5").threshold_rule().startswith("good_excellent_pct green >= 60%")
+    assert get_metric("1.2").threshold_rule() == "green <= 3 days, yellow <= 5 days, red > 5 days"
+
+
 def test_overview_on_empty_database(staff_client, db):
     refresh_facts()
     response = staff_client.get(reverse("metrics_overview"))
