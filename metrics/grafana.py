@@ -710,6 +710,11 @@ CATEGORY_QUERY = (
     "SELECT DISTINCT category FROM metric_ticket_facts WHERE category IS NOT NULL ORDER BY category"
 )
 VARIABLE_QUERIES = {"team": TEAM_QUERY, "category": CATEGORY_QUERY}
+VARIABLE_DESCRIPTIONS = {
+    "team": "The metrics of one team; All: the whole service desk.",
+    "category": "Only tables with a category column follow it; the other panels are not split "
+    "by category.",
+}
 
 
 @dataclass(frozen=True)
@@ -830,6 +835,7 @@ def _variable(name: str) -> dict[str, Any]:
         "current": {"selected": True, "text": "All", "value": "$__all"},
         "datasource": DATASOURCE,
         "definition": query,
+        "description": VARIABLE_DESCRIPTIONS[name],
         "hide": 0,
         "includeAll": True,
         "label": name.capitalize(),
