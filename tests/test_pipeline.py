@@ -2,16 +2,54 @@
 
 import datetime as dt
 import re
+import threading
+import time as clock
 import zipfile
+from contextlib import contextmanager
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 
+from metrics import facts
 from tests import files as f
 from tickets.models import Comment, ImportIssue, ImportRun, Ticket, TimesheetEntry
 from tickets.pipeline import ImportFailed, import_file
 
 pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def facts_locked_while_importing(path):
+    """A fact refresh mid-way (the facts' lock held on a second connection) while
+    `import_file(path)` runs in a thread. Yields that connection, still in its transaction, once
+    the import is waiting, and the import's outcome ({"run"} or {"error"}), complete after the
+    block: leaving it releases the lock and waits for the import."""
+    holder = connections.create_connection("default")
+    holder.connect()
+    holder.set_autocommit(False)
+    with holder.cursor() as cursor:
+        facts.lock(cursor)
+    outcome: dict[str, object] = {}
+
+    def load():
+        try:
+            outcome["run"] = import_file(path)
+        except Exception as exc:  # noqa: BLE001 -- reported by the caller's assertions
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        clock.sleep(2)
+        assert worker.is_alive()  # the import is waiting for the facts' lock
+        yield holder, outcome
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(timeout=60)
 
 
 def snapshot():
@@ -452,44 +490,15 @@ def test_a_first_bulk_load_waits_for_a_fact_refresh_before_locking_its_table(tmp
     """A refresh holds the facts' lock while it reads the warehouse tables; the bulk path locks
     its table exclusively. Taking the facts' lock first is what keeps the two from deadlocking:
     while a refresh runs, the load waits *without* locking readers (or the refresh) out."""
-    import threading
-    import time as clock
-
-    from django.db import connections
-
-    from metrics import facts
     from tickets import pipeline
 
     monkeypatch.setattr(pipeline, "BULK_LOAD_MIN_ROWS", 2)
     path = f.write_csv(tmp_path / "c.csv", "comments", [f.comment(i, 1) for i in range(1, 30)])
-    refresh = connections.create_connection("default")  # a refresh, mid-way
-    refresh.connect()
-    refresh.set_autocommit(False)
-    with refresh.cursor() as cursor:
-        facts.lock(cursor)
-    outcome: dict[str, object] = {}
-
-    def load():
-        try:
-            outcome["run"] = import_file(path)
-        except Exception as exc:  # noqa: BLE001 -- reported by the assertion below
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    try:
-        clock.sleep(2)  # the load is now waiting for the facts' lock
-        assert worker.is_alive()
+    with facts_locked_while_importing(path) as (refresh, outcome):
         with refresh.cursor() as cursor:  # what the refresh does next: read the table
             cursor.execute("SET LOCAL lock_timeout = '2s'")
             cursor.execute("SELECT count(*) FROM tickets_comment")
             assert cursor.fetchone() == (0,)
-    finally:
-        refresh.rollback()
-        refresh.close()
-        worker.join(timeout=60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["run"].rows_inserted == 29
 
@@ -564,44 +573,14 @@ def test_a_quoted_multi_line_cell_in_a_row_with_an_extra_field_rejects_only_that
 def test_an_import_takes_the_facts_lock_before_reading_the_tickets(tmp_path):
     """The orphan count reads tickets_ticket; a first bulk load of tickets holds the facts'
     lock while it locks that table. Reading it before asking for the facts' lock deadlocked."""
-    import threading
-    import time as clock
-
-    from django.db import connections
-
-    from metrics import facts
-
     import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(1)]))
     path = f.write_csv(tmp_path / "c.csv", "comments", [f.comment(i, 1) for i in range(1, 5)])
-    holder = connections.create_connection("default")
-    holder.connect()
-    holder.set_autocommit(False)
-    with holder.cursor() as cursor:
-        facts.lock(cursor)
-    outcome: dict[str, object] = {}
-
-    def load():
-        try:
-            outcome["run"] = import_file(path)
-        except Exception as exc:  # noqa: BLE001 -- reported by the assertion below
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    try:
-        clock.sleep(2)
-        assert worker.is_alive()  # waiting for the facts' lock...
-        with holder.cursor() as cursor:  # ...without holding any lock on the tickets
+    with facts_locked_while_importing(path) as (holder, outcome):
+        with holder.cursor() as cursor:  # waiting without holding any lock on the tickets
             cursor.execute(
                 "SELECT count(*) FROM pg_locks WHERE relation = 'tickets_ticket'::regclass "
                 "AND pid <> pg_backend_pid()"
             )
             assert cursor.fetchone() == (0,)
-    finally:
-        holder.rollback()
-        holder.close()
-        worker.join(timeout=60)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["run"].rows_inserted == 4

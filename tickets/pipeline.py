@@ -292,20 +292,17 @@ def refresh_derived(entity: str | None = None) -> float | None:
     With `entity` (inside a run, `stg` still present) only what the run's rows can change is
     recomputed; without it (migrate_legacy, after all tables) everything is rebuilt.
     """
-    try:
-        from metrics.facts import refresh_facts
-    except ImportError:  # metrics app without facts (early migrations): nothing to refresh
-        return None
-    return refresh_facts(entity=entity)
+    return _derived("refresh_facts", entity=entity)
 
 
-def _derived(action: str, cursor: Any) -> None:
-    """metrics.facts.lock / mark_stale inside the run's transaction (no-op without facts)."""
+def _derived(action: str, *args: Any, **kwargs: Any) -> Any:
+    """metrics.facts.<action> (refresh_facts, lock, mark_stale), in the caller's transaction;
+    nothing when the metrics app has no facts (early migrations)."""
     try:
         from metrics import facts
     except ImportError:
-        return
-    getattr(facts, action)(cursor)
+        return None
+    return getattr(facts, action)(*args, **kwargs)
 
 
 def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> None:
