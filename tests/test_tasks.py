@@ -179,3 +179,10 @@ def test_stale_run_check_is_scheduled_and_tasks_are_registered(settings):
     assert run_import_task.acks_late and settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert visibility > settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_a_nested_heartbeat_for_the_same_run_adds_no_second_thread():
+    """The worker beats for its run and load_table beats for the same run inside it."""
+    with imports.Heartbeat(424242), imports.Heartbeat(424242):
+        assert [t.name for t in threading.enumerate()].count("hb-424242") == 1
+    assert "hb-424242" not in [t.name for t in threading.enumerate()]

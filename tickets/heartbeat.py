@@ -23,10 +23,27 @@ class Heartbeat(SideLoop):
     """Writes heartbeat_at (and, when `progress` is set, the progress columns) every few seconds,
     from its own connection, outside the run's transaction; it dies with the worker process."""
 
+    #: Runs beating in this process: a nested Heartbeat for the same run (load_table inside the
+    #: worker's execute_run) adds no second thread.
+    _beating: set[int] = set()
+
     def __init__(self, run_id: int, interval: float | None = None):
         super().__init__(interval or heartbeat_interval(), name=f"hb-{run_id}")
         self.run_id = run_id
         self.progress: tuple[int, int | None] | None = None
+        self._nested = False
+
+    def __enter__(self) -> Heartbeat:
+        self._nested = self.run_id in Heartbeat._beating
+        if not self._nested:
+            Heartbeat._beating.add(self.run_id)
+            super().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._nested:
+            super().__exit__(*exc)
+            Heartbeat._beating.discard(self.run_id)
 
     def connect(self) -> Any:
         return connections.create_connection("default")
