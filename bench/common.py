@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,32 +16,34 @@ PYTHON = sys.executable
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> dict:
-    """Wall seconds and peak resident memory (MB) of a command and all its children."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    peak = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(
-                c.memory_info().rss for c in ps.children(recursive=True)
-            )
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
+    """Wall seconds and peak resident memory (MB) of a command and all its children.
+
+    Output goes to temporary files, not pipes: a command that logs more than a pipe holds
+    (pgloader's rejected rows) would otherwise block on write while this loop polls it.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=err, text=True
+        )
+        peak = 0
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                rss = ps.memory_info().rss + sum(
+                    c.memory_info().rss for c in ps.children(recursive=True)
+                )
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return {"wall_s": round(wall, 2), "peak_mb": round(peak / 2**20, 1), "stdout": out}
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return {"wall_s": round(wall, 2), "peak_mb": round(peak / 2**20, 1), "stdout": stdout}
 
 
 def database_url(name: str) -> str:
