@@ -176,6 +176,13 @@ CELERY_BEAT_SCHEDULE["fail-stale-import-runs"] = {
     "task": "tickets.tasks.fail_stale_runs_task",
     "schedule": 60.0,
 }
+# A run still queued after this long whose message the broker no longer holds (Redis lost it)
+# is published again by beat.
+IMPORT_REQUEUE_AFTER_S = env.int("IMPORT_REQUEUE_AFTER_S", default=120)
+CELERY_BEAT_SCHEDULE["requeue-lost-import-runs"] = {
+    "task": "tickets.tasks.requeue_lost_runs_task",
+    "schedule": 60.0,
+}
 # -- end admin imports --
 
 # --- Metrics --------------------------------------------------------------------------------

@@ -174,8 +174,10 @@ def test_stale_run_check_is_scheduled_and_tasks_are_registered(settings):
     from servicedesk.celery import app
 
     entry = settings.CELERY_BEAT_SCHEDULE["fail-stale-import-runs"]
+    requeue = settings.CELERY_BEAT_SCHEDULE["requeue-lost-import-runs"]
     app.loader.import_default_modules()
     assert entry["task"] in app.tasks and "tickets.tasks.run_import_task" in app.tasks
+    assert requeue["task"] in app.tasks
     assert run_import_task.acks_late and settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert visibility > settings.CELERY_TASK_TIME_LIMIT

@@ -6,8 +6,11 @@ transaction=True (the worker must see committed rows).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from tests.test_admin_helpers import Worker, purge_queue, tickets_csv, wait_for, wait_status
 from tickets import imports
@@ -104,3 +107,39 @@ def test_two_concurrent_runs_for_one_entity_serialise_and_both_end_correct(tmp_p
         f"{winner} {i}" for i in range(1, 3001)
     }
     assert Ticket.objects.filter(changed_run=second).count() == 3000
+
+
+def test_a_queued_run_whose_message_redis_lost_is_published_again_and_runs(tmp_path, settings):
+    """Redis restarted without its data: the run row says queued, no message exists any more."""
+    settings.IMPORT_REQUEUE_AFTER_S = 60
+    path = tickets_csv(tmp_path / "t.csv", range(1, 51))
+    with transaction.atomic():
+        run = imports.create_run(path, sha256_of(path), path.name, dry_run=False)
+    assert run.task_id in imports.broker_task_ids()  # published on commit
+    young = ImportRun.objects.create(
+        source_kind="csv", file_name="young.csv", archived_path=str(path), task_id="young-1"
+    )
+    purge_queue()  # the message is gone, as after a Redis restart without persistence
+    assert run.task_id not in imports.broker_task_ids()
+
+    assert imports.requeue_lost_runs() == []  # queued a moment ago: not yet suspect
+    ImportRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert imports.requeue_lost_runs() == [run.pk]  # the young run stays untouched
+    assert run.task_id in imports.broker_task_ids() and "young-1" not in imports.broker_task_ids()
+    assert imports.requeue_lost_runs() == []  # its message is held again: no second copy
+
+    with Worker(tmp_path / "worker.log", "requeue"):
+        run = wait_status(run.pk, {"succeeded", "failed"})
+    assert run.status == "succeeded", run.error_summary
+    assert Ticket.objects.count() == 50
+    assert ImportRun.objects.get(pk=young.pk).status == "queued"
+
+
+def test_requeue_does_nothing_when_the_broker_cannot_be_read(tmp_path, settings, broker_down):
+    settings.IMPORT_REQUEUE_AFTER_S = 0
+    run = ImportRun.objects.create(
+        source_kind="csv", file_name="t.csv", archived_path=str(tmp_path), task_id="lost-1"
+    )
+    assert imports.broker_task_ids() is None
+    assert imports.requeue_lost_runs() == []
+    assert ImportRun.objects.get(pk=run.pk).status == "queued"

@@ -381,6 +381,59 @@ def fail_stale_runs(run_id: int | None = None) -> int:
     )
 
 
+def broker_task_ids() -> set[str] | None:
+    """Task ids the Redis broker still holds: waiting in the import queue or delivered to a
+    worker and not yet acknowledged. None when the broker cannot be read (down, or not Redis):
+    the caller must then assume every message is still there.
+
+    Reads kombu's Redis layout (one list per priority step, the `unacked` hash), because Celery
+    has no API for "is this message still queued" and `inspect()` only sees what workers took.
+    """
+    import json
+
+    from servicedesk.celery import app
+
+    queue = app.conf.task_default_queue
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            if not hasattr(channel, "unacked_key"):
+                return None
+            client = channel.client
+            keys = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
+            payloads = [m for key in sorted(keys) for m in client.lrange(key, 0, -1)]
+            unacked = [json.loads(v)[0] for v in client.hvals(channel.unacked_key)]
+    except Exception:
+        log.warning("cannot read the task broker's queue", exc_info=True)
+        return None
+    messages = [json.loads(p) for p in payloads] + unacked
+    return {str(m.get("headers", {}).get("id")) for m in messages if isinstance(m, dict)}
+
+
+def requeue_lost_runs() -> list[int]:
+    """Queued runs whose message the broker no longer holds (Redis restarted without its data,
+    or flushed) are published again, so an upload never waits forever for a message that is
+    gone. Harmless if the message was only in flight: the claim is a compare-and-swap, so a
+    second message for a run is skipped. Returns the run ids published again.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_REQUEUE_AFTER_S)
+    waiting = list(
+        ImportRun.objects.filter(status=ImportRun.Status.QUEUED, created_at__lt=cutoff)
+        .exclude(task_id="")
+        .values_list("pk", "task_id")
+    )
+    if not waiting:
+        return []
+    held = broker_task_ids()
+    if held is None:
+        return []
+    lost = [(pk, task_id) for pk, task_id in waiting if task_id not in held]
+    for pk, task_id in lost:
+        log.warning("import run %s was queued but its message is gone: publishing it again", pk)
+        publish(pk, task_id)
+    return [pk for pk, _ in lost]
+
+
 def _same_file_run(
     run: ImportRun, *, user: Any, dry_run: bool, entity: str, notes: str
 ) -> ImportRun:

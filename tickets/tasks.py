@@ -24,3 +24,9 @@ def run_import_task(run_id: int) -> str:
 def fail_stale_runs_task() -> int:
     """Periodic (beat): mark runs whose worker died as failed so they can be retried."""
     return imports.fail_stale_runs()
+
+
+@shared_task(ignore_result=True)
+def requeue_lost_runs_task() -> list[int]:
+    """Periodic (beat): publish again the queued runs whose broker message was lost."""
+    return imports.requeue_lost_runs()
