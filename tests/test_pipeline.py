@@ -1,5 +1,6 @@
 """The load pipeline end to end on generated files (SPEC §4.2)."""
 
+import csv
 import datetime as dt
 import re
 import threading
@@ -265,6 +266,30 @@ def test_csv_with_bom_embedded_newlines_and_bad_field_count(tmp_path):
     assert issue.row_number == 31 and "expected 10 fields, found 13" in issue.reason
     assert (issue.natural_key, issue.raw_value) == ("31", "31,1,a,b,c,d,e,f,g,h,i,j,k")
     assert run.orphans == 29  # ticket 1 not loaded
+
+
+def test_csv_rows_missing_empty_trailing_fields_read_as_empty(tmp_path):
+    """Excel's "Save as CSV" leaves out the delimiters of empty cells at the end of a row:
+    those rows are the same entries, not rejections (a rejected timesheet row would also
+    delete the stored entry it repeats inside the file's window)."""
+    rows = [f.timesheet(i, "02/07/2025", ticket_department="Cloud") for i in range(1, 41)]
+    for row in rows[::4]:
+        row["ticket_department"] = None  # the last column, empty
+    first = import_file(f.write_xlsx(tmp_path / "week.xlsx", "timesheets", rows))
+    assert (first.rows_inserted, first.rows_rejected) == (40, 0)
+    path = tmp_path / "week.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(f.headers("timesheets"))
+        for row in rows:
+            values = ["" if v is None else v for v in f._ordered("timesheets", row)]
+            while values and values[-1] == "":
+                values.pop()  # as Excel writes them
+            writer.writerow(values)
+    again = import_file(path)
+    assert (again.rows_read, again.rows_unchanged) == (40, 40)
+    assert (again.rows_rejected, again.rows_inserted, again.rows_deleted) == (0, 0, 0)
+    assert TimesheetEntry.objects.count() == 40
 
 
 def test_customer_facing_derivation(tmp_path, settings):

@@ -1,4 +1,5 @@
-"""CSV exports: UTF-8 with or without BOM, quoted fields with embedded newlines."""
+"""CSV exports: UTF-8 with or without BOM, quoted fields with embedded newlines; a row short of
+trailing fields (as Excel writes empty trailing cells) reads them as empty."""
 
 from __future__ import annotations
 
@@ -92,6 +93,12 @@ def _rows(
                         f"with {len(record)} fields instead of {width}; fix the quoting "
                         "(an unclosed or stray double quote). Nothing was loaded.",
                     )
+                elif len(record) < width:
+                    # Excel's "Save as CSV" leaves out the delimiters of empty cells at the end
+                    # of a row (for whole blocks of rows), as other writers do: those fields
+                    # are empty. Rejecting the row would drop it, and in a timesheet window
+                    # delete the stored entry it repeats.
+                    record += [""] * (width - len(record))
                 else:
                     yield (
                         number,
