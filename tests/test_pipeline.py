@@ -292,6 +292,28 @@ def test_csv_rows_missing_empty_trailing_fields_read_as_empty(tmp_path):
     assert TimesheetEntry.objects.count() == 40
 
 
+def test_an_extra_column_named_like_a_field_does_not_take_the_real_columns_place(tmp_path):
+    """An unknown "Status" column before "TKT-Status" matches the status field by its name;
+    the real header must win, wherever the extra column stands."""
+    import openpyxl
+
+    path = tmp_path / "tickets.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Status", "Team", *f.headers("tickets")])
+    for n in (1, 2):
+        ws.append(["Within SLA", "Desk", *f._ordered("tickets", f.ticket(n))])
+    wb.save(path)
+    run = import_file(path)
+    assert run.rows_inserted == 2
+    assert set(Ticket.objects.values_list("status", "team")) == {("Closed", "Cloud - Zelda")}
+    reasons = dict(
+        ImportIssue.objects.filter(run=run, row_number=None).values_list("column", "reason")
+    )
+    assert reasons["Status"] == "column ignored: the file has TKT-Status"
+    assert reasons["Team"] == "column ignored: the file has TKT-Team"
+
+
 def test_customer_facing_derivation(tmp_path, settings):
     rows = [
         f.comment(1, 5, comment_type="comments"),

@@ -94,15 +94,22 @@ class Mapping:
 def map_headers(entity: Entity, headers: list[str], file_name: str) -> Mapping:
     """Match the header row to the registry; a missing required column refuses the file."""
     lookup = header_lookup(entity)
+    # A column's own header wins over another column that matches only by a field name or
+    # legacy alias ("Status" before "TKT-Status" in an export must not become the status).
+    own = {normalise_header(c.header): c for c in entity.columns}
+    named = {own[n].field for n in map(normalise_header, headers) if n in own}
     positions: list[tuple[int, Column]] = []
     seen: set[str] = set()
     issues: list[tuple[str, str]] = []
     for index, header in enumerate(headers):
         if header is None or not str(header).strip():
             continue
-        column = lookup.get(normalise_header(header))
+        name = normalise_header(header)
+        column = own.get(name) or lookup.get(name)
         if column is None:
             issues.append((str(header), "unknown column ignored"))
+        elif name not in own and column.field in named:
+            issues.append((str(header), f"column ignored: the file has {column.header}"))
         elif column.field in seen:
             issues.append((str(header), f"duplicate column for {column.header}: first one used"))
         else:
