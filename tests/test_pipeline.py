@@ -410,11 +410,29 @@ def test_a_file_that_breaks_after_many_batches_changes_nothing(tmp_path, setting
     before = snapshot()
     path = f.write_csv(tmp_path / "tickets.csv", "tickets", [f.ticket(i) for i in range(2, 200)])
     path.write_bytes(path.read_bytes() + b"9999,2025-07-03 11:13:00,Closed,\xff\xfe bad\n")
-    with pytest.raises(ImportFailed, match="not UTF-8 text near row"):
+    with pytest.raises(ImportFailed, match="not UTF-8 text: line 200 "):
         import_file(path)
     assert snapshot() == before
     run = ImportRun.objects.order_by("-pk").first()
     assert run.status == "failed" and not ImportIssue.objects.filter(run=run).exists()
+
+
+def test_a_windows_1252_csv_is_refused_naming_the_line_that_is_not_utf8(tmp_path):
+    """Excel's plain "CSV" is Windows-1252: the message must point at the real line, not at a
+    row thousands of lines earlier (the text layer decodes ahead of the parser)."""
+    rows = [f.ticket(i) for i in range(1, 3001)]
+    rows[2499]["title"] = "Café – migration"
+    path = tmp_path / "tickets.csv"
+    with path.open("w", encoding="cp1252", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(f.headers("tickets"))
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in f._ordered("tickets", row)])
+    before = snapshot()
+    with pytest.raises(ImportFailed) as failure:
+        import_file(path)
+    assert "line 2501 " in str(failure.value) and "0xe9 ('é' in Windows-1252)" in str(failure.value)
+    assert snapshot() == before
 
 
 def test_rows_the_fast_path_declines_are_typed_by_the_parsers(tmp_path):

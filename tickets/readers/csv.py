@@ -31,11 +31,9 @@ def read_csv(path: Path) -> RawTable:
             if any(cell.strip() for cell in record):
                 headers = record
                 break
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         fh.close()
-        raise SourceError(
-            path.name, f"not UTF-8 text (byte {exc.start}): save as CSV UTF-8"
-        ) from None
+        raise SourceError(path.name, not_utf8_message(path)) from None
     except csv.Error as exc:
         fh.close()
         raise SourceError(path.name, f"malformed CSV: {exc}") from None
@@ -54,6 +52,29 @@ def read_csv(path: Path) -> RawTable:
     )
     table.rows = _rows(fh, reader, header_row, len(headers), table, delimiter)
     return table
+
+
+def not_utf8_message(path: Path) -> str:
+    """Where the file stops being UTF-8, by line and byte offset in the file.
+
+    The decoding error itself cannot say: the text layer decodes read-ahead blocks, so its
+    position is inside a block and the row being parsed is thousands of lines earlier.
+    """
+    offset = 0
+    with path.open("rb") as fh:
+        for line_number, line in enumerate(fh, start=1):  # b"\n" never occurs inside UTF-8
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = line[exc.start : exc.start + 1]
+                shown = bad.decode("cp1252", errors="replace")
+                return (
+                    f"not UTF-8 text: line {line_number} (byte {offset + exc.start} of the "
+                    f"file) holds byte 0x{bad.hex()} ({shown!r} in Windows-1252); "
+                    "save it as CSV UTF-8"
+                )
+            offset += len(line)
+    return "not UTF-8 text: save it as CSV UTF-8"
 
 
 def _swallowed_rows(record: list[str], width: int, delimiter: str) -> bool:
@@ -110,11 +131,8 @@ def _rows(
                     )
                     continue
             yield number, record
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            table.file_name,
-            f"not UTF-8 text near row {number + 1} (byte {exc.start}): save as CSV UTF-8",
-        ) from None
+    except UnicodeDecodeError:
+        raise SourceError(table.file_name, not_utf8_message(Path(fh.name))) from None
     except csv.Error as exc:
         raise SourceError(table.file_name, f"malformed CSV at row {number + 1}: {exc}") from None
     finally:
