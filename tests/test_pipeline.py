@@ -435,6 +435,23 @@ def test_a_windows_1252_csv_is_refused_naming_the_line_that_is_not_utf8(tmp_path
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ","])
+def test_a_utf16_csv_loads_like_its_utf8_twin(tmp_path, delimiter):
+    """Excel's "Unicode Text" (tab-separated) and "CSV UTF-16" are text with a UTF-16 BOM,
+    not binary files: the same rows as the UTF-8 export come out unchanged."""
+    rows = [f.ticket(i, title=f"Café {i}") for i in range(1, 6)]
+    import_file(f.write_csv(tmp_path / "tickets.csv", "tickets", rows))
+    path = tmp_path / "tickets.txt"
+    with path.open("w", encoding="utf-16", newline="") as fh:
+        writer = csv.writer(fh, delimiter=delimiter)
+        writer.writerow(f.headers("tickets"))
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in f._ordered("tickets", row)])
+    run = import_file(path)
+    assert (run.source_kind, run.rows_read, run.rows_unchanged) == ("csv", 5, 5)
+    assert Ticket.objects.get(pk=3).title == "Café 3"
+
+
 def test_rows_the_fast_path_declines_are_typed_by_the_parsers(tmp_path):
     """Odd shapes (AM/PM with seconds and no space, a '+' sign, an error cell) go to Python."""
     rows = [f.ticket(i) for i in range(1, 6)]

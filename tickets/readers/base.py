@@ -9,6 +9,7 @@ from typing import Any
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ZIP_MAGIC = b"PK\x03\x04"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class SourceError(Exception):
@@ -60,6 +61,8 @@ def sniff_kind(path: Path) -> str:
         raise SourceError(path.name, "not a valid XLSX file (it is not a zip archive)")
     if suffix in {".sqlite", ".sqlite3", ".db"}:
         raise SourceError(path.name, "not a SQLite database")
+    if head.startswith(UTF16_BOMS):
+        return "csv"  # Excel's "Unicode Text" and "CSV UTF-16": NUL-filled, but text
     if b"\x00" in head:
         raise SourceError(path.name, "binary content: not an XLSX, CSV or SQLite file")
     return "csv"

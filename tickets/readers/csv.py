@@ -1,5 +1,6 @@
-"""CSV exports: UTF-8 with or without BOM, quoted fields with embedded newlines; a row short of
-trailing fields (as Excel writes empty trailing cells) reads them as empty."""
+"""CSV exports: UTF-8 with or without BOM, or UTF-16 with its BOM (Excel's "Unicode Text");
+quoted fields with embedded newlines; a row short of trailing fields (as Excel writes empty
+trailing cells) reads them as empty."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tickets.readers.base import BadRow, RawTable, SourceError
+from tickets.readers.base import UTF16_BOMS, BadRow, RawTable, SourceError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def read_csv(path: Path) -> RawTable:
-    fh = path.open("r", encoding="utf-8-sig", newline="")
+    with path.open("rb") as raw:
+        utf16 = raw.read(2) in UTF16_BOMS
+    fh = path.open("r", encoding="utf-16" if utf16 else "utf-8-sig", newline="")
     try:
         first_line = fh.readline()
         fh.seek(0)
@@ -62,6 +65,9 @@ def not_utf8_message(path: Path) -> str:
     """
     offset = 0
     with path.open("rb") as fh:
+        if fh.read(2) in UTF16_BOMS:
+            return "not valid UTF-16 text (damaged or truncated): save it as CSV UTF-8"
+        fh.seek(0)
         for line_number, line in enumerate(fh, start=1):  # b"\n" never occurs inside UTF-8
             try:
                 line.decode("utf-8")
