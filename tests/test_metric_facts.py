@@ -206,3 +206,55 @@ def test_a_legacy_load_stopped_between_tables_leaves_facts_known_stale(tmp_path,
         assert facts.refresh_if_stale() is True
         assert rebuilds == [1] and not facts.settings_stale()
         assert_same_as_full_rebuild()
+
+
+def _volume(measure: str) -> int:
+    rows = compute(["4.3"])["volume_summary"]["rows"]
+    return next(r["value"] for r in rows if r["measure"] == measure)
+
+
+def test_admin_edits_and_deletes_mark_the_facts_stale(rebuilds, client, rf):
+    """Tickets, comments and quality results edited or deleted in the admin bypass the
+    import pipeline: the facts (read directly by Grafana) must be known stale and rebuilt."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from tests.test_admin_helpers import make_user
+    from tickets.models import Comment, CommentQuality, Ticket
+
+    user = make_user("ada", superuser=True)
+    client.force_login(user)
+    tickets, comments = _volume("tickets"), _volume("comments")
+
+    ticket = Ticket.objects.filter(status="Closed").order_by("ticket_id").first()
+    response = client.post(
+        reverse("admin:tickets_ticket_changelist"),
+        {"action": "delete_selected", "_selected_action": [ticket.pk], "post": "yes"},
+    )
+    assert response.status_code == 302 and not Ticket.objects.filter(pk=ticket.pk).exists()
+    assert facts.settings_stale()
+    assert _volume("tickets") == tickets - 1  # compute() rebuilt the stale facts
+    assert not facts.settings_stale()
+
+    comment = Comment.objects.order_by("comment_id").first()
+    response = client.post(
+        reverse("admin:tickets_comment_delete", args=[comment.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302 and facts.settings_stale()
+    assert _volume("comments") == comments - 1
+
+    open_ticket = Ticket.objects.filter(status="Open").order_by("ticket_id").first()
+    closed = _volume("closed_tickets")
+    open_ticket.status = "Closed"
+    request = rf.post("/")
+    request.user = user
+    admin.site._registry[Ticket].save_model(request, open_ticket, None, True)
+    assert facts.settings_stale()
+    assert _volume("closed_tickets") == closed + 1
+
+    quality = CommentQuality.objects.order_by("id").first()
+    admin.site._registry[CommentQuality].delete_model(request, quality)
+    assert facts.settings_stale()
+    with override_settings(MIN_TEAM_SAMPLE=2):
+        assert facts.refresh_if_stale() is True
+        assert_same_as_full_rebuild()

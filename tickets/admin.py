@@ -15,6 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -37,6 +38,7 @@ from tickets.models import (
     Ticket,
     TimesheetEntry,
 )
+from tickets.pipeline import mark_derived_stale
 from tickets.resources import FORMULA_START, RosterResource, export_resource
 from tickets.staging import ISSUE_COLUMNS
 
@@ -354,7 +356,28 @@ class ImportIssueAdmin(admin.ModelAdmin):
 # --- warehouse -----------------------------------------------------------------------------------
 
 
-class WarehouseAdmin(ExportActionMixin, admin.ModelAdmin):
+class FactsFollowEdits:
+    """Rows the metrics read, edited or deleted here rather than imported: the metric facts
+    (which Grafana reads directly) are marked stale in the same transaction, so the beat and
+    the next compute rebuild them instead of serving the old numbers."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+            mark_derived_stale()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)  # type: ignore[misc]
+            mark_derived_stale()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
+            mark_derived_stale()
+
+
+class WarehouseAdmin(FactsFollowEdits, ExportActionMixin, admin.ModelAdmin):
     """Big tables: no COUNT(*) of everything, no per-row queries, an Import button."""
 
     import_entity = ""
@@ -429,7 +452,7 @@ class TimesheetEntryAdmin(WarehouseAdmin):
 
 
 @admin.register(CommentQuality)
-class CommentQualityAdmin(admin.ModelAdmin):
+class CommentQualityAdmin(FactsFollowEdits, admin.ModelAdmin):
     list_display = (
         "comment_key",
         "ticket_id",

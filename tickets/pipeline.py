@@ -295,6 +295,13 @@ def refresh_derived(entity: str | None = None) -> float | None:
     return _derived("refresh_facts", entity=entity)
 
 
+def mark_derived_stale() -> None:
+    """Rows changed outside a load (an admin edit or delete) bypass the facts' refresh: mark
+    them stale in the caller's transaction, so compute() and the beat rebuild them."""
+    with connection.cursor() as cursor:
+        _derived("mark_stale", cursor)
+
+
 def _derived(action: str, *args: Any, **kwargs: Any) -> Any:
     """metrics.facts.<action> (refresh_facts, lock, mark_stale), in the caller's transaction;
     nothing when the metrics app has no facts (early migrations)."""
