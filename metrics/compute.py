@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -109,7 +109,10 @@ def summary_value(metric: MetricDef, result: dict) -> Any:
         if not total:
             return None
         good = sum(r["comments"] for r in rows if r["tier"] in ("good", "excellent"))
-        return float(round(Decimal(100 * good) / Decimal(total), 2))
+        # Half away from zero (SPEC §5.1), as PostgreSQL's round() in the registry SQL and the
+        # dashboards' summary: Python's round() of a Decimal rounds half to even.
+        share = Decimal(100 * good) / Decimal(total)
+        return float(share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
     return None
 
 

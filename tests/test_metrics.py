@@ -523,3 +523,15 @@ def test_compute_metrics_rejects_bad_input(db):
         call_command("compute_metrics", "--from", "2025-10-01", "--to", "2025-01-01")
     with pytest.raises(CommandError, match="would be empty"):
         call_command("compute_metrics", "--from", "2025-10-01", "--to", "2025-10-01")
+
+
+def test_the_good_excellent_share_rounds_half_away_from_zero():
+    """1 good of 32 results is 3.125 %: the admin's summary said 3.12 (half to even) where
+    the 2.5 table row and the Grafana summary stat (PostgreSQL round) say 3.13."""
+    from metrics.compute import summary_value
+
+    rows = [
+        {"tier": "good", "comments": 1, "pct": 3.13},
+        {"tier": "poor", "comments": 31, "pct": 96.88},
+    ]
+    assert summary_value(get_metric("2.5"), {"rows": rows}) == 3.13
