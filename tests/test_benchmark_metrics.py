@@ -77,3 +77,20 @@ def test_benchmark_explain_is_stored(facts):
 def test_benchmark_rejects_bad_runs(facts):
     with pytest.raises(CommandError, match="runs must be"):
         call_command("benchmark_metrics", "--runs", "0", stdout=StringIO())
+
+
+def test_the_nightly_benchmark_applies_the_budget_setting(facts, settings):
+    """The beat runs benchmark_metrics without --budget-ms: SPEC §9's budget must still apply
+    (the run stored no budget, always passed and the Platform dashboard had no budget column)."""
+    from ops.tasks import benchmark_task
+
+    benchmark_task()
+    run = BenchmarkRun.objects.get()
+    assert run.budget_ms == 100.0 and run.passed is True
+    settings.BENCHMARK_BUDGET_MS = 0.0001
+    with pytest.raises(CommandError, match="over the 0.0001 ms p95 budget"):
+        benchmark_task()
+    assert BenchmarkRun.objects.latest("id").passed is False
+    settings.BENCHMARK_BUDGET_MS = 0
+    call_command("benchmark_metrics", "--runs", "1", "--warmup", "0", stdout=StringIO())
+    assert BenchmarkRun.objects.latest("id").budget_ms is None
