@@ -631,12 +631,16 @@ PLATFORM: dict[str, PlatformQuery] = {
         ("time", "rows_inserted", "rows_updated", "rows_rejected"),
     ),
     "benchmark_runs": PlatformQuery(
-        "Metric benchmark: total of medians",
-        "Sum of per-metric median times of each benchmark run, with its budget (ms).",
-        "SELECT started_at AS time, total_ms, budget_ms\nFROM platform_benchmark_runs\n"
-        "WHERE $__timeFilter(started_at)\nORDER BY started_at",
-        ("time", "total_ms", "budget_ms"),
-        units=(("total_ms", "ms"), ("budget_ms", "ms")),
+        "Metric benchmark: slowest p95 and total of medians",
+        "Per benchmark run: the slowest metric's p95 against the p95 budget per metric, and "
+        "the sum of per-metric medians (the time to compute them all once) (ms).",
+        "SELECT r.started_at AS time,\n"
+        "       (SELECT max(x.p95_ms) FROM platform_benchmark_results x WHERE x.run_id = r.id)"
+        " AS max_p95_ms,\n"
+        "       r.budget_ms AS p95_budget_ms, r.total_ms\nFROM platform_benchmark_runs r\n"
+        "WHERE $__timeFilter(r.started_at)\nORDER BY r.started_at",
+        ("time", "max_p95_ms", "p95_budget_ms", "total_ms"),
+        units=(("max_p95_ms", "ms"), ("p95_budget_ms", "ms"), ("total_ms", "ms")),
     ),
     "benchmark_results": PlatformQuery(
         "Latest benchmark per metric",

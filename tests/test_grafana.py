@@ -537,3 +537,24 @@ def test_create_readonly_role_command_is_idempotent_and_needs_credentials(monkey
         with connection.cursor() as cursor:
             cursor.execute(f'DROP OWNED BY "{role}"')
             cursor.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_benchmark_panel_sets_the_p95_budget_against_a_p95(reader) -> None:
+    """The budget is per metric p95: the panel showed it beside the total of all medians, so a
+    run within budget (every p95 <= 100 ms) drew its total of 150 ms above the budget line."""
+    from ops.models import BenchmarkResult, BenchmarkRun
+
+    run = BenchmarkRun.objects.create(
+        runs=3, warmup=1, total_ms=150.0, budget_ms=100.0, passed=True
+    )
+    for metric_id, p95 in (("1.1", 5.0), ("3.2", 60.0)):
+        BenchmarkResult.objects.create(
+            run=run, metric_id=metric_id, slug=metric_id, median_ms=p95, p95_ms=p95, max_ms=p95
+        )
+    sql = grafana.platform_panel(grafana.PLATFORM["benchmark_runs"], "timeseries")["targets"][0]
+    names, rows = _rows(reader, grafana.expand_macros(sql["rawSql"], *WHOLE_RANGE))
+    row = dict(zip(names, next(r for r in rows if r[0] == run.started_at), strict=True))
+    assert row["max_p95_ms"] == 60.0 and row["p95_budget_ms"] == 100.0
+    assert row["max_p95_ms"] <= row["p95_budget_ms"] < row["total_ms"]
+    BenchmarkRun.objects.filter(pk=run.pk).delete()
