@@ -101,7 +101,7 @@ def migrate_legacy(
     """Load every (selected) legacy table; one failing table does not stop the others.
 
     With more than one worker, tickets load first (so orphan counts are right), then the other
-    tables load concurrently in forked processes, each its own run and transaction.
+    tables load concurrently in spawned processes, each its own run and transaction.
     """
     path = Path(path)
     if sniff_kind(path) != "sqlite":
