@@ -185,6 +185,15 @@ def test_reject_rate_gate_leaves_data_unchanged(tmp_path):
     assert ImportIssue.objects.filter(run=run, severity="error").count() == 2
 
 
+def test_a_reject_rate_exactly_at_the_limit_still_loads(tmp_path):
+    """The gate fails a run whose rejections *exceed* IMPORT_MAX_REJECT_RATE (SPEC 4.2): 1 of 20
+    rows is exactly 5 % and loads."""
+    rows = [f.ticket(i) for i in range(1, 20)] + [f.ticket(20, created_at="never")]
+    run = import_file(f.write_xlsx(tmp_path / "t.xlsx", "tickets", rows))
+    assert (run.status, run.rows_rejected, run.rows_inserted) == ("succeeded", 1, 19)
+    assert Ticket.objects.count() == 19
+
+
 def test_dry_run_counts_without_writing(tmp_path):
     path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(i) for i in range(1, 4)])
     run = import_file(path, dry_run=True)
