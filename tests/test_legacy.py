@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from metrics import facts
 from tests import files as f
 from tickets.models import Comment, CommentQuality, ImportRun, TeamMember, Ticket, TimesheetEntry
 
@@ -76,6 +78,11 @@ def test_migrate_legacy_reconciles_and_is_idempotent(tmp_path, capsys):
     assert TeamMember.objects.get().email == "ann@example.com"
     history = ImportRun.objects.get(source_kind="legacy-history")
     assert (history.rows_read, str(history.window_start)) == (120, "2025-07-01")
+    # The tables commit without their facts; the one refresh at the end builds them.
+    assert report["facts_refresh_s"] is not None and not facts.settings_stale()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metric_ticket_facts")
+        assert cursor.fetchone() == (21,)
 
     call_command("migrate_legacy", str(path), "--json")
     again = json.loads(capsys.readouterr().out)
@@ -159,12 +166,23 @@ def test_sqlite_without_legacy_tables_is_refused(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_load_matches_sequential(tmp_path, capsys):
-    """Forked workers load comments/timesheets after tickets; orphans and counts still exact."""
+def test_parallel_load_matches_sequential(tmp_path, capsys, monkeypatch):
+    """Spawned workers load comments/timesheets after tickets; orphans and counts still exact."""
+    from tickets import legacy
+
+    pools = []
+    real_pool = legacy.ProcessPoolExecutor
+
+    def counted_pool(*args, **kwargs):  # the real pool: only records that one was used
+        pools.append(kwargs["max_workers"])
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(legacy, "ProcessPoolExecutor", counted_pool)
     path = legacy_db(tmp_path / "legacy.sqlite3")
     call_command("migrate_legacy", str(path), "--json", "--workers", "2")
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
+    assert pools == [2]  # the tables after tickets really went to two worker processes
     runs = {r.entity: r for r in ImportRun.objects.exclude(source_kind="legacy-history")}
     assert runs["comments"].orphans == 30 - Comment.objects.filter(ticket_id__lte=21).count()
     assert runs["timesheets"].rows_inserted == 15
