@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from metrics.compute import compute, status
+from metrics.compute import compute, row_status, status
 from metrics.facts import refresh_facts
 from metrics.registry import CORE_METRICS, METRIC_RELATIONS, METRICS, PARAMS, get_metric
 from tickets.models import Comment, CommentQuality, RootCauseAudit, Ticket, TimesheetEntry
@@ -444,6 +444,14 @@ def test_settings_are_honoured(known_db):
     with override_settings(MIN_TEAM_SAMPLE=4):
         got = compute(["2.8"])["team_communication_coverage"]
         assert got == r("team tickets pct", ("Alpha", 12, 41.67))
+    with override_settings(MIN_TEAM_SAMPLE=3):  # "at least": Beta's 3 closed tickets count
+        got = compute(["2.8", "3.7"])
+        assert got["team_communication_coverage"] == r(
+            "team tickets pct", ("Beta", 3, 66.67), ("Alpha", 12, 41.67)
+        )
+        assert got["team_fcr_ranking"] == r(
+            "team tickets pct", ("Alpha", 12, 83.33), ("Beta", 3, 66.67)
+        )
     with override_settings(SUPPORT_CATEGORY=" alert ", MIN_TEAM_SAMPLE=2):
         # Alert tickets: Alpha t11, t12 (1 comment / 2); Beta t21-23 (4 / 3).
         got = compute(["2.4"])["team_efficiency_ranking"]
@@ -469,6 +477,9 @@ def test_status_of_scalars_and_tables(known_db):
     assert status(get_metric("1.3"), results["fcr_rate"]) == "green"
     assert status(get_metric("2.5"), results["quality_tier_distribution"]) == "green"  # 60 %
     assert status(get_metric("2.3"), results["team_workload_distribution"]) == "red"  # 80 %
+    # Per row, SPEC 5.2: above 20 % is yellow, so Beta's exactly 20 % is green.
+    rows = results["team_workload_distribution"]["rows"]
+    assert [row_status(get_metric("2.3"), row) for row in rows] == ["red", "green"]
     assert status(get_metric("2.6"), results["monthly_ticket_volume"]) is None
 
 
