@@ -8,7 +8,8 @@ Retention (``prune``): a succeeded backup's file is deleted only when it is outs
 i.e. it is not among the newest ``BACKUP_KEEP_COUNT`` succeeded backups AND it is older than
 ``BACKUP_KEEP_DAYS``. The newest succeeded backup is always kept (count is at least 1). Failed
 backups leave no file (the partial file is removed at once); pruned rows stay for history. A
-recorded file outside BACKUP_DIR (the setting changed) is never deleted.
+recorded file outside BACKUP_DIR (the setting changed) is never deleted. A backup applies it
+before its free-space check too, so a disk filled by expired backups frees itself.
 
 Metrics recorded with a backup are computed on the dump's own snapshot (warehouse tables and
 the metric fact tables as dumped), so a drill compares like with like: a difference means the
@@ -228,6 +229,10 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OpsError(f"cannot create BACKUP_DIR {directory}: {exc}") from exc
+    if apply_retention:
+        # Retention first: it deletes only files it would delete after this backup too, and on
+        # a full disk a refused backup would never reach it (so every later one is refused).
+        prune()
     check_free_space(directory, _estimate_dump_bytes())
 
     started = timezone.now()

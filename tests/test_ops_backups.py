@@ -382,6 +382,31 @@ def test_retention_deletes_only_backups_outside_both_rules(
     assert Backup.objects.get(pk=elsewhere.pk).status == Backup.Status.SUCCEEDED
 
 
+def test_retention_frees_a_full_disk_before_the_space_check(settings, backup_dir, monkeypatch):
+    """Old backups outside both rules are what fills the disk: a backup refused for space before
+    retention ran would be refused forever, and lowering the rules (as the message says) would
+    not help either."""
+    settings.BACKUP_KEEP_COUNT = 1
+    settings.BACKUP_KEEP_DAYS = 7
+    newest = make_backup_file(backup_dir, 1)
+    stale = [make_backup_file(backup_dir, age) for age in (10, 20)]
+    real_check = backups.check_free_space
+
+    def full_while_stale_files_exist(directory: Path, needed: int) -> None:
+        if any(Path(r.path).exists() for r in stale):
+            raise OpsError(f"not enough disk space in {directory}")
+        real_check(directory, needed)
+
+    monkeypatch.setattr(backups, "check_free_space", full_while_stale_files_exist)
+    record = backups.backup("scheduled")
+
+    assert record.status == Backup.Status.SUCCEEDED and Path(record.path).is_file()
+    for old in stale:
+        old.refresh_from_db()
+        assert old.status == Backup.Status.PRUNED and not Path(old.path).exists()
+    assert Path(newest.path).exists()  # within the age rule: kept
+
+
 def test_backup_applies_retention(settings):
     settings.BACKUP_KEEP_COUNT = 1
     settings.BACKUP_KEEP_DAYS = 0
