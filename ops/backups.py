@@ -267,10 +267,13 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
         sha = file_sha256(partial)
         partial.rename(path)
     except Exception as exc:
-        partial.unlink(missing_ok=True)
         message = str(exc)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             message = f"disk full while writing {partial}: {exc}"
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError as cleanup:  # e.g. a read-only file system: keep the real cause first
+            message = f"{message} (could not remove {partial}: {cleanup.strerror or cleanup})"
         record.status = Backup.Status.FAILED
         record.error = message
         record.finished_at = timezone.now()

@@ -334,6 +334,21 @@ def test_disk_full_during_dump_is_a_clear_error(settings, tiny_filesystem, monke
     assert list(tiny_filesystem.iterdir()) == []  # the partial file is gone
 
 
+def test_read_only_backup_dir_fails_the_backup_with_its_cause(
+    settings, tiny_filesystem, monkeypatch
+):
+    """On a read-only file system even removing the (never created) partial file fails: that
+    must not replace pg_dump's error with a traceback and leave the record "running"."""
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_filesystem)], check=True)
+    settings.BACKUP_DIR = tiny_filesystem
+    monkeypatch.setattr(backups, "_estimate_dump_bytes", lambda: 1)
+    with pytest.raises(OpsError, match="Read-only file system"):
+        backups.backup("x")
+    record = Backup.objects.get()
+    assert record.status == Backup.Status.FAILED and "Read-only file system" in record.error
+    assert record.finished_at is not None
+
+
 # --- retention -------------------------------------------------------------------------------
 
 
