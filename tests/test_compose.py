@@ -328,6 +328,68 @@ def test_gunicorn_serves_the_admin_over_tls(certs: Path, started, tmp_path: Path
         urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10).read()
 
 
+def own_certificate(out: Path, name: str) -> Path:
+    """A CA-issued certificate for `name` only (no 127.0.0.1), as a site brings its own."""
+    out.mkdir()
+    (out / "ext").write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=TestCA -keyout ca.key -out ca.crt",
+        f"req -newkey rsa:2048 -nodes -subj /CN={name} -keyout server.key -out server.csr",
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile ext -out leaf.crt",
+    ]
+    for step in steps:
+        subprocess.run(["openssl", *step.split()], cwd=out, check=True, capture_output=True)
+    chain = out / "server.crt"
+    chain.write_text((out / "leaf.crt").read_text() + (out / "ca.crt").read_text())
+    return chain
+
+
+def test_web_healthcheck_passes_with_the_sites_own_host_and_certificate(
+    certs: Path, started, tmp_path: Path
+) -> None:
+    """README: to expose the stack set DJANGO_ALLOWED_HOSTS, and bring your own certificate.
+    The probe still calls 127.0.0.1: it must send an allowed Host (else Django says 400) and
+    accept a certificate that does not name 127.0.0.1 -- but still only the configured one."""
+    chain = own_certificate(tmp_path / "own", "sd.example.com")
+    port = free_port()
+    env = local_service_env(
+        "web",
+        DJANGO_ALLOWED_HOSTS="sd.example.com",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://sd.example.com",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+        TLS_CERT_FILE=str(chain),
+        TLS_KEY_FILE=str(chain.parent / "server.key"),
+    )
+    log = tmp_path / "gunicorn.log"
+    gunicorn = [str(BIN / "gunicorn"), "--config", "docker/gunicorn.conf.py"]
+    proc = spawn(started, [*gunicorn, "servicedesk.wsgi:application"], env, log)
+
+    def up() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def check(cert: Path) -> subprocess.CompletedProcess[str]:
+        url = f"https://127.0.0.1:{port}/admin/login/"
+        return subprocess.run(
+            [sys.executable, str(ROOT / "docker/healthcheck.py"), url],
+            env={**env, "TLS_CERT_FILE": str(cert)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    wait_for(up, 60, proc, log)
+    result = check(chain)
+    assert result.returncode == 0, result.stderr
+    assert check(chain.parent / "leaf.crt").returncode == 0  # the leaf alone is trusted too
+    assert check(certs / "server.crt").returncode == 1  # another certificate is not
+
+
 def test_worker_consumes_a_task(started, tmp_path: Path) -> None:
     from servicedesk.celery import app
 
