@@ -248,6 +248,31 @@ def test_details_are_for_staff_anonymous_callers_see_statuses(client, settings, 
     assert "free" in page and "/srv" in page
 
 
+def test_a_signed_in_caller_gets_the_status_page_when_sessions_cannot_be_read(
+    client, django_user_model, monkeypatch
+):
+    """Sessions live in the database: in a database outage a browser holding a session cookie
+    (the staff member looking at /health/) got Django's bare 500 page instead of the checks."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+
+    def outage(self):
+        raise OperationalError("connection failed: Connection refused")
+
+    async def aoutage(self):
+        outage(self)
+
+    monkeypatch.setattr(SessionStore, "_get_session_from_db", outage)
+    monkeypatch.setattr(SessionStore, "_aget_session_from_db", aoutage)
+    states = client.get("/health/?format=json").json()
+    assert set(states) == set(health.CHECKS)  # the checks, not an error page
+    page = client.get("/health/", HTTP_ACCEPT="text/html").content.decode()
+    assert "servicedesk status" in page and "details for signed-in staff" in page
+
+
 def make_all_fresh() -> None:
     make_import(1)
     make_backup(1)
