@@ -226,7 +226,8 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
     sd = _active_settings()
     directory = backup_dir()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # A dump holds password hashes and session keys: owner-only, whatever the umask.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise OpsError(f"cannot create BACKUP_DIR {directory}: {exc}") from exc
     if apply_retention:
@@ -244,6 +245,8 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
     )
     t0 = time.monotonic()
     try:
+        # Created owner-only before pg_dump writes into it (it keeps an existing file's mode).
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with database_alias(sd["NAME"], sd) as alias, transaction.atomic(using=alias):
             with connections[alias].cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -5,7 +5,9 @@ pg_dump runs in its own session, so data must be committed: these tests use tran
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -93,6 +95,18 @@ def test_backup_records_file_checksum_size_and_counts(backup_dir):
     assert record.row_counts["tickets_comment"] == 8
     assert set(record.row_counts) == set(backups.warehouse_tables())
     assert not list(backup_dir.glob("*.partial"))
+
+
+def test_backup_files_are_readable_by_their_owner_only(backup_dir):
+    """A dump holds every password hash and session key: not for other local users, even
+    with the usual umask 022."""
+    old = os.umask(0o022)
+    try:
+        record = backups.backup("test")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(Path(record.path).stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup_dir.stat().st_mode) & 0o077 == 0  # created by the backup
 
 
 def test_backup_command_prints_json(capsys, backup_dir):
