@@ -165,6 +165,15 @@ def test_no_secret_literals_and_every_variable_comes_from_make_env() -> None:
     assert {".env", "certs/", ".git"} <= set(ignored)
 
 
+def test_env_example_names_every_variable_the_settings_read() -> None:
+    read = set(
+        re.findall(r'env(?:\.\w+)?\(\s*"(\w+)"', (ROOT / "servicedesk/settings.py").read_text())
+    )
+    example = (ROOT / ".env.example").read_text()
+    named = set(re.findall(r"^#? ?(\w+)=", example, flags=re.MULTILINE))
+    assert read and read - named == set()
+
+
 def test_grafana_serves_https_with_the_shared_certificate() -> None:
     grafana = SERVICES["grafana"]
     env = grafana["environment"]
