@@ -26,6 +26,7 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/servicedesk
 REDIS_URL=redis://127.0.0.1:6379/0
 POSTGRES_PASSWORD={token()}
 GRAFANA_ADMIN_PASSWORD={token()}
+GRAFANA_SECRET_KEY={token()}
 GRAFANA_DB_USER=grafana_reader
 GRAFANA_DB_PASSWORD={token()}
 DJANGO_SUPERUSER_PASSWORD={token(18)}

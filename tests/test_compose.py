@@ -178,6 +178,8 @@ def test_grafana_serves_https_with_the_shared_certificate() -> None:
     grafana = SERVICES["grafana"]
     env = grafana["environment"]
     assert env["GF_SERVER_PROTOCOL"] == "https"
+    # Without it Grafana encrypts the datasource password with its published default key.
+    assert env["GF_SECURITY_SECRET_KEY"].startswith("${") and ":?" in env["GF_SECURITY_SECRET_KEY"]
     assert "tls:/tls:ro" in grafana["volumes"] and "tls:/tls:ro" in SERVICES["web"]["volumes"]
     assert env["GF_SERVER_CERT_FILE"] == SERVICES["web"]["environment"]["TLS_CERT_FILE"]
     assert env["GF_SERVER_CERT_KEY"] == SERVICES["web"]["environment"]["TLS_KEY_FILE"]
