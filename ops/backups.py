@@ -10,6 +10,8 @@ i.e. it is not among the newest ``BACKUP_KEEP_COUNT`` succeeded backups AND it i
 backups leave no file (the partial file is removed at once); pruned rows stay for history. A
 recorded file outside BACKUP_DIR (the setting changed) is never deleted. A backup applies it
 before its free-space check too, so a disk filled by expired backups frees itself.
+A backup whose process died (it holds a session advisory lock while it runs) is marked failed
+and its partial file removed by the next backup.
 
 Metrics recorded with a backup are computed on the dump's own snapshot (warehouse tables and
 the metric fact tables as dumped), so a drill compares like with like: a difference means the
@@ -38,7 +40,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.utils import load_backend
 from django.utils import timezone
 
@@ -56,6 +58,15 @@ CRITICAL_METRIC_IDS = ("1.1", "1.2", "1.3", "1.4", "1.5")
 # dropped, blocking the application meanwhile.
 RESTORE_LOCK_WAIT_S = 30
 DUMP_LOCK_WAIT_TIMEOUT = "60s"
+# A running backup holds a session advisory lock (this class id, its record's id) on the default
+# connection. The lock dies with the process, so a "running" record whose lock is free was
+# interrupted (worker killed, OOM, hard time limit). The two-int key space is apart from the
+# single-bigint keys the import locks use.
+BACKUP_LOCK_CLASS = 0x5D_B4
+
+
+def _lock_args(record: Backup) -> list[int]:
+    return [BACKUP_LOCK_CLASS, record.pk % 2**31]
 
 
 class OpsError(Exception):
@@ -230,6 +241,7 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise OpsError(f"cannot create BACKUP_DIR {directory}: {exc}") from exc
+    fail_interrupted_backups()
     if apply_retention:
         # Retention first: it deletes only files it would delete after this backup too, and on
         # a full disk a refused backup would never reach it (so every later one is refused).
@@ -240,9 +252,30 @@ def backup(reason: str = "manual", apply_retention: bool = True) -> Backup:
     safe_reason = re.sub(r"[^A-Za-z0-9_-]+", "-", reason)[:40] or "backup"
     path = directory / f"{sd['NAME']}-{started:%Y%m%dT%H%M%S%fZ}-{safe_reason}.dump"
     partial = path.with_suffix(".dump.partial")
-    record = Backup.objects.create(
-        path=str(path), reason=reason[:100], status=Backup.Status.RUNNING
-    )
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        record = Backup.objects.create(
+            path=str(path), reason=reason[:100], status=Backup.Status.RUNNING
+        )
+        # Taken before the record is visible, released below or when this process dies.
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", _lock_args(record))
+    try:
+        return _dump(record, path, partial, tools, sd, apply_retention)
+    finally:
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_args(record))
+        except DatabaseError:  # the session is gone, and its lock with it
+            pass
+
+
+def _dump(
+    record: Backup,
+    path: Path,
+    partial: Path,
+    tools: dict[str, str],
+    sd: dict[str, Any],
+    apply_retention: bool,
+) -> Backup:
     t0 = time.monotonic()
     try:
         # Created owner-only before pg_dump writes into it (it keeps an existing file's mode).
@@ -315,6 +348,32 @@ def _metrics_on_snapshot(alias: str) -> tuple[dict[str, Any], str]:
         return {}, f"metrics not recorded: {exc}"
     finally:
         transaction.savepoint_rollback(sid, using=alias)
+
+
+def fail_interrupted_backups() -> list[Backup]:
+    """Backups left "running" by a process that died: recorded as failed, partial file removed
+    (it would otherwise stay forever: retention only deletes succeeded backups' files)."""
+    interrupted = []
+    with connections["default"].cursor() as cursor:
+        for record in Backup.objects.filter(status=Backup.Status.RUNNING):
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_args(record))
+            if not cursor.fetchone()[0]:
+                continue  # a live process is still writing it
+            try:
+                partial = Path(record.path).with_suffix(".dump.partial")
+                note = ""
+                try:
+                    partial.unlink(missing_ok=True)
+                except OSError as exc:
+                    note = f"; could not remove {partial}: {exc.strerror or exc}"
+                record.status = Backup.Status.FAILED
+                record.error = f"interrupted: the process taking this backup stopped{note}"
+                record.finished_at = timezone.now()
+                record.save(update_fields=["status", "error", "finished_at"])
+                interrupted.append(record)
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_args(record))
+    return interrupted
 
 
 def backup_before_destructive_import() -> Backup | None:

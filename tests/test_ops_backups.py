@@ -12,6 +12,7 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -361,6 +362,43 @@ def test_read_only_backup_dir_fails_the_backup_with_its_cause(
     record = Backup.objects.get()
     assert record.status == Backup.Status.FAILED and "Read-only file system" in record.error
     assert record.finished_at is not None
+
+
+def test_a_backup_whose_process_died_is_failed_and_its_partial_file_removed(backup_dir):
+    """A killed worker (OOM, restart, hard time limit) left the record "running" for ever and
+    a full-size .partial file that retention never removes (it deletes succeeded backups)."""
+    backup_dir.mkdir(parents=True)
+    dead = Backup.objects.create(path=str(backup_dir / "dead.dump"), status="running")
+    (backup_dir / "dead.dump.partial").write_bytes(b"x" * 1000)
+    record = backups.backup("x")
+    dead.refresh_from_db()
+    assert record.status == Backup.Status.SUCCEEDED
+    assert dead.status == Backup.Status.FAILED and "interrupted" in dead.error
+    assert not (backup_dir / "dead.dump.partial").exists()
+
+
+def test_a_backup_running_in_another_process_is_left_alone(backup_dir):
+    backup_dir.mkdir(parents=True)
+    live = Backup.objects.create(path=str(backup_dir / "live.dump"), status="running")
+    (backup_dir / "live.dump.partial").write_bytes(b"x")
+    dsn = connection.settings_dict
+    holder = psycopg.connect(
+        host=dsn["HOST"] or "127.0.0.1",
+        port=dsn["PORT"] or 5432,
+        user=dsn["USER"],
+        password=dsn["PASSWORD"] or None,
+        dbname=dsn["NAME"],
+        autocommit=True,
+    )
+    try:  # what backup() holds while it runs
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", backups._lock_args(live))
+        assert backups.backup("x").status == Backup.Status.SUCCEEDED
+        live.refresh_from_db()
+        assert live.status == Backup.Status.RUNNING
+        assert (backup_dir / "live.dump.partial").exists()
+    finally:
+        holder.close()
+    assert [r.pk for r in backups.fail_interrupted_backups()] == [live.pk]  # once it is gone
 
 
 # --- retention -------------------------------------------------------------------------------
