@@ -25,12 +25,13 @@ COPY . /app
 
 # Group 0 owns the writable paths (OpenShift-style), and shares the TLS key with Grafana.
 RUN useradd --uid 1000 --gid 0 --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /data/uploads /data/backups /data/media /app/staticfiles /tls \
+    && mkdir -p /data/uploads /data/backups /data/media /data/dashboards /app/staticfiles /tls \
     && DJANGO_DEBUG=true STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput -v0 \
     && chown -R app:0 /data /tls \
     && chmod -R g=u /data
 
 ENV IMPORT_ARCHIVE_DIR=/data/uploads \
+    GRAFANA_DASHBOARDS_DIR=/data/dashboards \
     BACKUP_DIR=/data/backups \
     MEDIA_ROOT=/data/media \
     STATIC_ROOT=/app/staticfiles

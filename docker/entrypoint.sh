@@ -5,8 +5,11 @@ cd /app
 
 case "${1:-web}" in
   init)
-    # Schema first, then the read-only role's grants on the (re)created views.
+    # Schema first, then the dashboards for this deployment's TIME_ZONE (months and periods are
+    # cut there; the committed ones are built for UTC) into the volume Grafana reads, then the
+    # read-only role's grants on the (re)created views.
     python manage.py migrate --noinput
+    python manage.py build_dashboards --out "${GRAFANA_DASHBOARDS_DIR:-/data/dashboards}"
     exec python manage.py create_readonly_role
     ;;
   web)

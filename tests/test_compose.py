@@ -230,6 +230,47 @@ def test_check_deploy_passes_with_the_compose_environment() -> None:
     assert failed.returncode != 0 and "DJANGO_SECRET_KEY" in failed.stderr
 
 
+def test_init_builds_the_dashboards_for_the_deployed_time_zone_where_grafana_reads(
+    tmp_path: Path,
+) -> None:
+    """The committed dashboards are built for UTC; a deployment with another TIME_ZONE cuts its
+    months and periods there, so `init` rebuilds them into the volume Grafana provisions."""
+    entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
+    init = entrypoint.split("\n  init)\n", 1)[1].split(";;", 1)[0]
+    command = (
+        'python manage.py build_dashboards --out "${GRAFANA_DASHBOARDS_DIR:-/data/dashboards}"'
+    )
+    assert command in init and init.index("migrate") < init.index(command)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    out_dir = re.search(r"GRAFANA_DASHBOARDS_DIR=(\S+)", dockerfile).group(1)
+    assert out_dir in dockerfile.split("mkdir -p", 1)[1].split("&&", 1)[0]  # owned by app
+    app_mounts = dict(m.split(":")[:2] for m in SERVICES["init"]["volumes"])
+    grafana_mounts = dict(m.split(":")[:2] for m in SERVICES["grafana"]["volumes"])
+    provider = yaml.safe_load(
+        (ROOT / "grafana/provisioning/dashboards/servicedesk.yml").read_text()
+    )
+    assert app_mounts["dashboards"] == out_dir
+    assert grafana_mounts["dashboards"] == provider["providers"][0]["options"]["path"]
+
+    # The same command, with the environment compose gives init and another TIME_ZONE.
+    env = container_env("init", {**rendered_env(), "TIME_ZONE": "Australia/Perth"})
+    env = process_env({**env, "GRAFANA_DASHBOARDS_DIR": str(tmp_path)})
+    result = subprocess.run(
+        ["sh", "-c", command.replace("python", sys.executable, 1)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = sorted(tmp_path.glob("*.json"))
+    assert [p.name for p in built] == sorted(
+        p.name for p in (ROOT / "grafana/dashboards").glob("*.json")
+    )
+    assert {json.loads(p.read_text())["timezone"] for p in built} == {"Australia/Perth"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
