@@ -161,6 +161,9 @@ IMPORT_TYPING_CONNECTIONS = env.int("IMPORT_TYPING_CONNECTIONS", default=2)
 # Default 1: on 2 cores two workers saved 1 s of 16 s at 1x and cost about 120 MB more.
 LEGACY_LOAD_WORKERS = env.int("LEGACY_LOAD_WORKERS", default=1)
 TIMESHEET_WINDOW_REPLACE = env.bool("TIMESHEET_WINDOW_REPLACE", default=True)
+# A timesheet file that would delete more than this share of the stored entries in its window
+# (one mistyped year stretches the window) is refused; 1 turns the check off.
+TIMESHEET_MAX_DELETE_RATE = env.float("TIMESHEET_MAX_DELETE_RATE", default=0.5)
 IMPORT_ARCHIVE_DIR = env.path("IMPORT_ARCHIVE_DIR", default=str(BASE_DIR / "var" / "uploads"))
 BACKUP_BEFORE_DESTRUCTIVE_IMPORT = env.bool("BACKUP_BEFORE_DESTRUCTIVE_IMPORT", default=False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -249,6 +249,36 @@ def test_a_future_typo_does_not_stretch_the_timesheet_window(tmp_path):
     assert "future" in issue.reason and issue.raw_value == typo
 
 
+def test_a_past_typo_that_would_delete_most_of_the_window_is_refused(tmp_path, settings):
+    """A weekly export with one row mistyped a year back would be the truth for that whole
+    year: the file is refused, naming the date, and nothing stored changes."""
+    stored = [f.timesheet(i, f"2025-{7 + i % 3:02d}-{1 + i % 28:02d}") for i in range(1, 301)]
+    import_file(f.write_csv(tmp_path / "history.csv", "timesheets", stored))
+    week = [f.timesheet(i, f"2025-09-{1 + i % 28:02d}") for i in range(2, 301, 3)]  # September
+    week.append(f.timesheet(999, "2024-09-02"))  # the typo: 2024 for 2025
+    path = f.write_csv(tmp_path / "week.csv", "timesheets", week)
+    before = sorted(TimesheetEntry.objects.values_list("fingerprint", flat=True))
+
+    with pytest.raises(ImportFailed) as failed:
+        import_file(path, dry_run=True)  # the preview says so before anyone confirms
+    assert "TIMESHEET_MAX_DELETE_RATE" in str(failed.value)
+    with pytest.raises(ImportFailed):
+        import_file(path)
+    run = ImportRun.objects.latest("pk")
+    assert run.status == "failed" and run.rows_inserted == run.rows_deleted == 0
+    assert "200 of the 300 stored entries" in run.error_summary
+    assert "2024-09-02 (1 rows)" in run.error_summary
+    assert sorted(TimesheetEntry.objects.values_list("fingerprint", flat=True)) == before
+
+    # The same week without the typo replaces its own window only; the limit can be lifted.
+    week.pop()
+    ok = import_file(f.write_csv(tmp_path / "week_ok.csv", "timesheets", week))
+    assert ok.status == "succeeded" and ok.rows_deleted == 0
+    settings.TIMESHEET_MAX_DELETE_RATE = 1
+    lifted = import_file(path)
+    assert lifted.status == "succeeded" and lifted.rows_deleted == 200
+
+
 def test_timesheet_merge_only_setting(tmp_path, settings):
     settings.TIMESHEET_WINDOW_REPLACE = False
     import_file(

@@ -52,6 +52,16 @@ class _DryRunRollback(Exception):
     pass
 
 
+class _DeleteGate(Exception):
+    """The window replace would delete more than TIMESHEET_MAX_DELETE_RATE of the stored
+    entries in the window: the merge is rolled back and the run fails with this message."""
+
+
+# Below this many deletions the share is not checked: a small window legitimately loses most of
+# a handful of entries when they are re-logged.
+DELETE_GATE_MIN_ROWS = 100
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -173,6 +183,14 @@ def _merge_window(
     if settings.TIMESHEET_WINDOW_REPLACE:
         cursor.execute(
             f"""
+            SELECT count(*) FROM {model_table} t, ({_window_sql(entity)}) w
+            WHERE t."{window}" BETWEEN w.lo AND w.hi
+            """,
+            [_future_limit(entity)],
+        )
+        counts.window_stored = cursor.fetchone()[0]
+        cursor.execute(
+            f"""
             DELETE FROM {model_table} t
             USING ({_window_sql(entity)}) w
             WHERE t."{window}" BETWEEN w.lo AND w.hi
@@ -181,6 +199,7 @@ def _merge_window(
             [_future_limit(entity)],
         )
         counts.deleted = cursor.rowcount
+        check_delete_gate(cursor, entity, counts)
     cursor.execute(
         f"""
         INSERT INTO {model_table} ({cols}, inserted_run_id, changed_run_id)
@@ -191,6 +210,32 @@ def _merge_window(
     )
     counts.inserted = cursor.rowcount
     counts.unchanged = counts.staged - counts.inserted
+
+
+def check_delete_gate(cursor: Any, entity: Entity, counts: Counts) -> None:
+    """Refuse a window replace that would delete most of what is stored in the window.
+
+    One mistyped year (2024 for 2025) in a weekly timesheet export stretches its window back a
+    year, and the file, being the truth for its window, would delete every entry of that year it
+    does not hold. The message names the file's earliest dates, where such a typo shows.
+    """
+    limit = settings.TIMESHEET_MAX_DELETE_RATE
+    stored, deleted = counts.window_stored, counts.deleted
+    if limit >= 1 or deleted < DELETE_GATE_MIN_ROWS or deleted <= limit * stored:
+        return
+    field = entity.window_field
+    cursor.execute(
+        f'SELECT "{field}", count(*) FROM stg WHERE "{field}" IS NOT NULL '
+        "GROUP BY 1 ORDER BY 1 LIMIT 3"
+    )
+    earliest = ", ".join(f"{day:%Y-%m-%d} ({n} rows)" for day, n in cursor.fetchall())
+    raise _DeleteGate(
+        f"Replacing the file's window would delete {deleted} of the {stored} stored entries "
+        f"in it ({deleted / stored:.0%}), over the {limit:.0%} limit (TIMESHEET_MAX_DELETE_RATE):"
+        f" nothing was loaded. The file's earliest work dates are {earliest}; a mistyped date "
+        "stretches the window back to it. Fix the date, or raise TIMESHEET_MAX_DELETE_RATE "
+        "(1 turns the check off) if the export really replaces that much."
+    )
 
 
 def _load_into_empty(
@@ -380,6 +425,7 @@ def load_table(
                 phases["prepare"] = time.monotonic() - mark
                 rate = counts.rejected / counts.read if counts.read else 0.0
                 gate_failed = rate > settings.IMPORT_MAX_REJECT_RATE
+                delete_refused = ""
                 if not gate_failed:
                     try:
                         with transaction.atomic():
@@ -404,6 +450,8 @@ def load_table(
                                 phases["refresh"] = time.monotonic() - mark
                     except _DryRunRollback:
                         pass
+                    except _DeleteGate as exc:
+                        delete_refused = str(exc)
                 _save_counts(run, counts, window)
                 run.duration_s = time.monotonic() - started
                 run.finished_at = timezone.now()
@@ -416,6 +464,11 @@ def load_table(
                         f"{settings.IMPORT_MAX_REJECT_RATE:.0%} limit (IMPORT_MAX_REJECT_RATE): "
                         f"nothing was loaded. Most common: {_summary(counts)}"
                     )
+                elif delete_refused:
+                    # The counts say what the file would have done; nothing of it was stored.
+                    run.rows_inserted = run.rows_updated = run.rows_unchanged = run.rows_deleted = 0
+                    run.status = ImportRun.Status.FAILED
+                    run.error_summary = delete_refused
                 elif dry_run:
                     run.status = ImportRun.Status.PREVIEWED
                 else:
