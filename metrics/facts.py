@@ -424,7 +424,7 @@ def rebuild(cursor: Any) -> dict[str, float]:
         phases[table] = time.perf_counter() - started
     started = time.perf_counter()
     # Statistics for the metric queries' plans: only tables never analysed need them now
-    # (ANALYZE of all seven costs ~1-2 s at 10x; autovacuum refreshes changed ones soon).
+    # (ANALYZE of every fact table costs ~1-2 s at 10x; autovacuum refreshes changed ones soon).
     cursor.execute(
         "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
         "AND last_analyze IS NULL AND last_autoanalyze IS NULL",

@@ -221,8 +221,8 @@ GARBAGE = [
 
 HAND = list(dict.fromkeys(VALUES_PY + GARBAGE))
 
-#: Texts on which the fast path SQL raises (a bug: it must never raise). Kept out of the
-#: corpora above and held by test_known_raising_inputs; once fixed, move them into GARBAGE.
+#: A serial with more fraction digits than numeric holds (checked by
+#: test_long_serials_do_not_raise below).
 LONG_SERIAL = "45000." + "1" * 16_384  # more fraction digits than numeric can hold
 #: Inputs that once made the SQL raise (numeric overflow in the serial cast).
 RAISING: list[tuple[str, str]] = [
