@@ -18,6 +18,7 @@ from django.conf import settings
 
 from tickets.columns import detect_entity, normalise_header
 from tickets.readers.base import RawTable, SourceError
+from tickets.readers.xlsx_trim import without_trailing_empty_cells
 
 # A real sheet compresses 5-20x; far beyond this ratio the archive is crafted.
 MAX_COMPRESSION_RATIO = 200
@@ -143,7 +144,21 @@ def read_xlsx(path: Path) -> RawTable:
     """The first sheet whose header row matches an entity (else the first sheet)."""
     check_archive(path)
     try:
-        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        trimmed = without_trailing_empty_cells(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
+    try:
+        return _read_workbook(path, trimmed or path)
+    finally:
+        if trimmed:
+            trimmed.unlink(missing_ok=True)
+
+
+def _read_workbook(path: Path, parsed: Path) -> RawTable:
+    """`path` names the file in messages and is scanned for error cells; `parsed` is what
+    calamine opens (the same file, or its copy without trailing empty cells)."""
+    try:
+        workbook = python_calamine.CalamineWorkbook.from_path(str(parsed))
     except Exception as exc:  # calamine raises its own error types for every corruption
         raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
     chosen = None
