@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connections
 
 from metrics import facts
-from metrics.registry import CORE_METRICS, MetricDef, get_metric
+from metrics.registry import CORE_METRICS, SUMMARIES, MetricDef, get_metric
 
 
 def period_bound(value: dt.date | dt.datetime | str | None) -> dt.datetime | None:
@@ -102,18 +102,20 @@ def compute(
 
 
 def summary_value(metric: MetricDef, result: dict) -> Any:
-    """The whole-table figure a summary threshold applies to (2.5: good + excellent share)."""
-    if metric.thresholds and metric.thresholds.summary == "good_excellent_pct":
-        rows = result.get("rows") or []
-        total = sum(r["comments"] for r in rows)
-        if not total:
-            return None
-        good = sum(r["comments"] for r in rows if r["tier"] in ("good", "excellent"))
-        # Half away from zero (SPEC §5.1), as PostgreSQL's round() in the registry SQL and the
-        # dashboards' summary: Python's round() of a Decimal rounds half to even.
-        share = Decimal(100 * good) / Decimal(total)
-        return float(share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    return None
+    """The whole-table figure a summary threshold applies to (2.5: good + excellent share),
+    as the registry's `SUMMARIES` defines it; None for other metrics or an empty table."""
+    summary = SUMMARIES.get(metric.thresholds.summary) if metric.thresholds else None
+    if summary is None:
+        return None
+    rows = result.get("rows") or []
+    total = sum(r[summary.count] for r in rows)
+    if not total:
+        return None
+    part = sum(r[summary.count] for r in rows if r[summary.key] in summary.keys)
+    # Half away from zero (SPEC §5.1), as PostgreSQL's round() in the registry SQL and the
+    # dashboards' summary: Python's round() of a Decimal rounds half to even.
+    share = Decimal(100 * part) / Decimal(total)
+    return float(share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def status(metric: MetricDef, result: dict) -> str | None:

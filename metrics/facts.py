@@ -25,6 +25,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 
+from metrics.registry import quality_tier_sql
+
 #: Fact tables in build order (each step reads only the ones before it).
 FACT_TABLES = (
     "mf_quality",
@@ -132,7 +134,9 @@ def write_settings(using: str = "default") -> None:
 # Full rebuild: every predicate is `true`. Incremental: tickets in mf_scope_ticket, quality
 # results in mf_scope_quality, work dates in the import's window.
 
-_QUALITY = """
+# The tier comes from the registry's QUALITY_TIERS (concatenated: this is a format template).
+_QUALITY = (
+    """
 INSERT INTO mf_quality
 SELECT q.id,
        coalesce(c1.comment_id, c2.comment_id),
@@ -145,14 +149,9 @@ SELECT q.id,
        q.clarity_score,
        q.empathy_score,
        q.actionability_score,
-       CASE
-           WHEN lower(btrim(q.quality_tier)) IN ('excellent', 'good', 'acceptable', 'poor')
-               THEN lower(btrim(q.quality_tier))
-           WHEN q.quality_score >= 4.5 THEN 'excellent'
-           WHEN q.quality_score >= 3.5 THEN 'good'
-           WHEN q.quality_score >= 2.5 THEN 'acceptable'
-           WHEN q.quality_score IS NOT NULL THEN 'poor'
-       END
+       """
+    + quality_tier_sql("q.quality_tier", "q.quality_score", indent=" " * 7)
+    + """
 FROM tickets_commentquality q
 LEFT JOIN LATERAL (  -- the comment whose id, as text, is the key
     SELECT f.comment_id, f.ticket_id, f.created_at, f.customer_facing
@@ -174,6 +173,7 @@ LEFT JOIN LATERAL (  -- else the single comment of the result's ticket at its ti
 LEFT JOIN tickets_ticket t ON t.ticket_id = coalesce(c1.ticket_id, c2.ticket_id, q.ticket_id)
 WHERE {q}
 """
+)
 
 _COMMENT_COUNT = """
 INSERT INTO mf_comment_count

@@ -29,8 +29,10 @@ from metrics.registry import (
     PARAMS,
     RED,
     STATUS_LABELS,
+    SUMMARIES,
     YELLOW,
     MetricDef,
+    ShareSummary,
     Thresholds,
     get_metric,
 )
@@ -79,14 +81,22 @@ STATE_LEVELS = {
     "critical": RED,
 }
 
-#: Whole-table figures a summary threshold applies to (see `metrics.compute.summary_value`),
-#: as SQL over the metric's own rows `m`. A registry summary missing here fails the build.
+
+def share_sql(summary: ShareSummary) -> str:
+    """A registry summary as SQL over the metric's own rows `m` (as
+    `metrics.compute.summary_value` computes it; PostgreSQL rounds half away from zero)."""
+    keys = ", ".join(f"'{key}'" for key in summary.keys)
+    return (
+        f"round(100 * coalesce(sum(m.{summary.count}) FILTER (WHERE m.{summary.key} IN ({keys})),"
+        f" 0)::numeric / nullif(sum(m.{summary.count}), 0), 2)"
+    )
+
+
+#: Whole-table figures a summary threshold applies to (the registry's `SUMMARIES`): panel
+#: title and SQL. A summary missing here fails the build.
 SUMMARY_SQL: dict[str, tuple[str, str]] = {
-    "good_excellent_pct": (
-        "Good + excellent share",
-        "round(100 * coalesce(sum(m.comments) FILTER (WHERE m.tier IN ('good', 'excellent')),"
-        " 0)::numeric / nullif(sum(m.comments), 0), 2)",
-    ),
+    name: (f"{summary.label.capitalize()} share", share_sql(summary))
+    for name, summary in SUMMARIES.items()
 }
 
 #: First columns that are time buckets (bar charts over time) and count columns.

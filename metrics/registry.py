@@ -105,6 +105,79 @@ def _t(green: str, yellow: str, higher: bool, **kw: Any) -> Thresholds:
 
 
 @dataclass(frozen=True)
+class QualityTier:
+    """One quality tier (2.5). `min_score` is the lowest score that earns it when a result has
+    no usable stored tier (None: every score below the tiers above); `good` tiers make up
+    2.5's status share."""
+
+    name: str
+    min_score: Decimal | None
+    good: bool = False
+
+
+#: The quality tiers, best first: their names, score cut-offs and which count as good. The one
+#: place for them: the tier facts (`quality_tier_sql`), 2.5's SQL order, description and status
+#: summary (admin and Grafana) are all generated from it.
+QUALITY_TIERS: tuple[QualityTier, ...] = (
+    QualityTier("excellent", Decimal("4.5"), good=True),
+    QualityTier("good", Decimal("3.5"), good=True),
+    QualityTier("acceptable", Decimal("2.5")),
+    QualityTier("poor", None),
+)
+assert QUALITY_TIERS[-1].min_score is None, "the last tier takes every lower score"
+#: The tier names as SQL literals, best first (2.5 lists its rows in this order).
+_TIER_NAMES = ", ".join(f"'{tier.name}'" for tier in QUALITY_TIERS)
+
+
+def quality_tier_sql(stored: str, score: str, indent: str = "") -> str:
+    """SQL CASE giving a quality result's tier: the `stored` tier when it names one of
+    QUALITY_TIERS (any case, trimmed), else the first tier whose cut-off `score` reaches; NULL
+    without either. Lines after the first start with `indent` (it is embedded in fact SQL)."""
+    stored_tier = f"lower(btrim({stored}))"
+    lines = ["CASE", f"    WHEN {stored_tier} IN ({_TIER_NAMES})", f"        THEN {stored_tier}"]
+    for tier in QUALITY_TIERS:
+        reached = (
+            f"{score} IS NOT NULL" if tier.min_score is None else f"{score} >= {tier.min_score}"
+        )
+        lines.append(f"    WHEN {reached} THEN '{tier.name}'")
+    lines.append("END")
+    return f"\n{indent}".join(lines)
+
+
+def _quality_tier_rule() -> str:
+    """`quality_tier_sql` in words, for 2.5's description."""
+    names = "/".join(tier.name for tier in QUALITY_TIERS)
+    cuts = ", ".join(
+        f"else {tier.name}" if tier.min_score is None else f">={tier.min_score} {tier.name}"
+        for tier in QUALITY_TIERS
+    )
+    return f"the stored tier when it is one of {names} (any case), else from the score ({cuts})"
+
+
+@dataclass(frozen=True)
+class ShareSummary:
+    """A whole-table status figure (`Thresholds.summary`): the percentage of the `count` column
+    in the rows whose `key` column is one of `keys`, rounded half away from zero to 2 places.
+    `metrics.compute.summary_value` computes it in Python, `metrics.grafana` in SQL."""
+
+    label: str  # in words: "good + excellent"
+    key: str
+    count: str
+    keys: tuple[str, ...]
+
+
+#: 2.5's good tiers, worst first as its words say them ("good + excellent").
+GOOD_TIERS: tuple[str, ...] = tuple(tier.name for tier in reversed(QUALITY_TIERS) if tier.good)
+#: The name of 2.5's summary figure: "good_excellent_pct".
+GOOD_TIERS_PCT = "_".join(GOOD_TIERS) + "_pct"
+
+#: Every summary a `Thresholds.summary` may name.
+SUMMARIES: dict[str, ShareSummary] = {
+    GOOD_TIERS_PCT: ShareSummary(" + ".join(GOOD_TIERS), "tier", "comments", GOOD_TIERS),
+}
+
+
+@dataclass(frozen=True)
 class MetricDef:
     id: str  # "1.1"
     slug: str  # "sla_compliance_rate": the JSON key and Grafana panel id
@@ -368,7 +441,7 @@ _SQL_2_5 = f"""WITH p AS (
 )
 SELECT tier, comments, {_pct("comments", "sum(comments) OVER ()")} AS pct
 FROM p
-ORDER BY array_position(ARRAY['excellent', 'good', 'acceptable', 'poor'], tier)"""
+ORDER BY array_position(ARRAY[{_TIER_NAMES}], tier)"""
 
 _SQL_2_6 = f"""WITH {CUBE_CTE}
 SELECT c.month, sum(c.tickets) AS tickets
@@ -662,11 +735,10 @@ METRICS: tuple[MetricDef, ...] = (
         "comments",
         "table",
         ("tier", "comments", "pct"),
-        "Quality results per tier: the stored tier when it is one of excellent/good/"
-        "acceptable/poor (any case), else from the score (>=4.5 excellent, >=3.5 good, "
-        ">=2.5 acceptable, else poor). Status: share of good + excellent.",
+        f"Quality results per tier: {_quality_tier_rule()}. Status: share of "
+        f"{SUMMARIES[GOOD_TIERS_PCT].label}.",
         _SQL_2_5,
-        _t("60", "40", True, column="pct", summary="good_excellent_pct"),
+        _t("60", "40", True, column="pct", summary=GOOD_TIERS_PCT),
     ),
     MetricDef(
         "2.6",

@@ -12,7 +12,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from metrics.compute import compute, row_status, status, summary_value
-from metrics.registry import CORE_METRICS, METRICS, STATUS_LABELS, MetricDef, get_metric
+from metrics.registry import (
+    CORE_METRICS,
+    METRICS,
+    STATUS_LABELS,
+    SUMMARIES,
+    MetricDef,
+    get_metric,
+)
 
 #: Columns drawn as a small inline bar (tables and series read better with one).
 BAR_COLUMNS = ("pct", "pct_of_team", "tickets", "hours", "comments")
@@ -90,6 +97,8 @@ def card(metric: MetricDef, result: dict) -> dict[str, Any]:
     else:
         data["table"] = _table(metric, result["rows"])
         data["summary"] = summary_value(metric, result)
+        if metric.thresholds and metric.thresholds.summary:
+            data["summary_label"] = SUMMARIES[metric.thresholds.summary].label
     return data
 
 
