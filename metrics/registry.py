@@ -706,8 +706,9 @@ METRICS: tuple[MetricDef, ...] = (
         TICKETS,
         "table",
         ("team", "tickets", "pct"),
-        "Closed tickets with a team, per team; pct of all such tickets. A team above 20 % "
-        "is yellow, above 30 % red.",
+        # The yellow/red rule is not repeated here: `threshold_rule()` renders it from the
+        # thresholds below wherever the description is shown (admin, dashboards).
+        "Closed tickets with a team, per team; pct of all such tickets.",
         _cube_share("team", "tickets DESC, team"),
         _t("20", "30", False, column="pct"),
     ),
