@@ -38,20 +38,23 @@ from typing import Any
 #: Named parameters every metric SQL accepts (name -> PostgreSQL type). NULL = no filter.
 PARAMS: dict[str, str] = {"date_from": "timestamptz", "date_to": "timestamptz", "team": "text"}
 
-#: Every relation metric SQL reads: what the read-only Grafana role needs SELECT on.
-METRIC_RELATIONS: tuple[str, ...] = (
-    "metric_settings",
-    "metric_ticket_facts",
-    "metric_ticket_cube",
-    "metric_root_cause_cube",
-    "metric_resolved_cube",
+#: The views over the fact tables, in the build order of `metrics.facts.FACT_TABLES` (one view
+#: per table, same position). Defined here, where the SQL that reads them is.
+FACT_VIEWS: tuple[str, ...] = (
     "metric_quality_facts",
     "metric_comment_counts",
     "metric_agent_day_facts",
     "metric_linked_timesheet_facts",
     "metric_agent_ticket_facts",
-    "metric_root_cause_audits",
+    "metric_ticket_facts",
+    "metric_ticket_cube",
+    "metric_root_cause_cube",
+    "metric_resolved_cube",
 )
+
+#: Every relation metric SQL reads: what the read-only Grafana role needs SELECT on. Besides
+#: the fact views, the settings row and the live view of root-cause audits.
+METRIC_RELATIONS: tuple[str, ...] = ("metric_settings", *FACT_VIEWS, "metric_root_cause_audits")
 
 #: Cells of the team x category matrix (3.1) smaller than this are not shown (SPEC §5.2).
 MIN_MATRIX_CELL = 10
