@@ -555,6 +555,32 @@ _UNLINKED_CTES = f"""o AS (
   ) x
 )"""
 
+
+def _keys(rows: tuple[tuple[Any, ...], ...]) -> tuple[str, ...]:
+    """The keys (first items) of a fixed-row table's row definitions: its `fixed_rows`."""
+    return tuple(row[0] for row in rows)
+
+
+def _lateral_rows(rows: tuple[tuple[str, ...], ...]) -> str:
+    """`LATERAL (VALUES ...)` lines of a fixed-row table: ('key', expressions..., ord)."""
+    return ",\n".join(
+        f"  ('{key}', {', '.join(exprs)}, {ord_})" for ord_, (key, *exprs) in enumerate(rows, 1)
+    )
+
+
+#: 4.2's rows (indicator, numerator, denominator): first the coverage shares its thresholds
+#: judge, then the orphan shares (no status).
+_COVERAGE_INDICATORS = (
+    ("timesheet_coverage", "t.closed_ts", "t.closed"),
+    ("root_cause_coverage", "t.closed_rc", "t.closed"),
+    ("sla_data_coverage", "t.with_sla", "t.tickets"),
+    ("quality_coverage", "t.cf_quality + o.cf_quality", "t.cf + o.cf"),
+)
+_INDICATORS = _COVERAGE_INDICATORS + (
+    ("orphan_comments", "o.comments", "t.comments + o.comments"),
+    ("orphan_timesheets", "a.ticket_entries - l.entries", "t.ts_rows + a.entries - l.entries"),
+)
+
 _SQL_4_2 = f"""WITH {CUBE_CTE}, t AS (
   SELECT coalesce(sum(c.tickets), 0) AS tickets,
          coalesce(sum(c.tickets) FILTER (WHERE c.is_closed), 0) AS closed,
@@ -570,14 +596,19 @@ _SQL_4_2 = f"""WITH {CUBE_CTE}, t AS (
 SELECT v.indicator, v.numerator, v.denominator,
        {_pct("v.numerator", "v.denominator")} AS pct
 FROM t, o, a, l, LATERAL (VALUES
-  ('timesheet_coverage', t.closed_ts, t.closed, 1),
-  ('root_cause_coverage', t.closed_rc, t.closed, 2),
-  ('sla_data_coverage', t.with_sla, t.tickets, 3),
-  ('quality_coverage', t.cf_quality + o.cf_quality, t.cf + o.cf, 4),
-  ('orphan_comments', o.comments, t.comments + o.comments, 5),
-  ('orphan_timesheets', a.ticket_entries - l.entries, t.ts_rows + a.entries - l.entries, 6)
+{_lateral_rows(_INDICATORS)}
 ) AS v(indicator, numerator, denominator, ord)
 ORDER BY v.ord"""
+
+#: 4.3's rows (measure, value).
+_MEASURES = (
+    ("tickets", "t.tickets::numeric"),
+    ("closed_tickets", "t.closed::numeric"),
+    ("comments", "(t.comments + o.comments)::numeric"),
+    ("customer_facing_comments", "(t.cf + o.cf)::numeric"),
+    ("timesheet_entries", "(t.ts_rows + a.entries - l.entries)::numeric"),
+    ("timesheet_hours", "round(t.ts_hours + a.hours - l.hours, 2)"),
+)
 
 _SQL_4_3 = f"""WITH {CUBE_CTE}, t AS (
   SELECT coalesce(sum(c.tickets), 0) AS tickets,
@@ -590,12 +621,7 @@ _SQL_4_3 = f"""WITH {CUBE_CTE}, t AS (
 ), {_UNLINKED_CTES}
 SELECT v.measure, v.value
 FROM t, o, a, l, LATERAL (VALUES
-  ('tickets', t.tickets::numeric, 1),
-  ('closed_tickets', t.closed::numeric, 2),
-  ('comments', (t.comments + o.comments)::numeric, 3),
-  ('customer_facing_comments', (t.cf + o.cf)::numeric, 4),
-  ('timesheet_entries', (t.ts_rows + a.entries - l.entries)::numeric, 5),
-  ('timesheet_hours', round(t.ts_hours + a.hours - l.hours, 2), 6)
+{_lateral_rows(_MEASURES)}
 ) AS v(measure, value, ord)
 ORDER BY v.ord"""
 
@@ -831,9 +857,9 @@ METRICS: tuple[MetricDef, ...] = (
         TICKETS,
         "table",
         ("bucket", "tickets", "pct"),
-        "Closed tickets by number of customer-facing comments: 0, 1, 2-3, 4+.",
+        f"Closed tickets by number of customer-facing comments: {', '.join(_keys(_CF_BUCKETS))}.",
         _cube_buckets(_CF_BUCKETS, "c.is_closed"),
-        fixed_rows=("0", "1", "2-3", "4+"),
+        fixed_rows=_keys(_CF_BUCKETS),
     ),
     MetricDef(
         "3.5",
@@ -844,10 +870,10 @@ METRICS: tuple[MetricDef, ...] = (
         TICKETS,
         "table",
         ("bucket", "tickets", "pct"),
-        "Tickets with linked timesheet rows by number of distinct timesheet users: 1, 2, 3, "
-        "4+ (rows without any user count as one agent).",
+        "Tickets with linked timesheet rows by number of distinct timesheet users: "
+        f"{', '.join(_keys(_AGENT_BUCKETS))} (rows without any user count as one agent).",
         _cube_buckets(_AGENT_BUCKETS, "true"),
-        fixed_rows=("1", "2", "3", "4+"),
+        fixed_rows=_keys(_AGENT_BUCKETS),
     ),
     MetricDef(
         "3.6",
@@ -903,26 +929,8 @@ METRICS: tuple[MetricDef, ...] = (
         "Orphan comments count by their first comment time, unlinked timesheet rows by "
         "work date; having no loaded ticket, both are left out by a team filter.",
         _SQL_4_2,
-        _t(
-            "90",
-            "70",
-            True,
-            column="pct",
-            rows=(
-                "timesheet_coverage",
-                "root_cause_coverage",
-                "sla_data_coverage",
-                "quality_coverage",
-            ),
-        ),
-        fixed_rows=(
-            "timesheet_coverage",
-            "root_cause_coverage",
-            "sla_data_coverage",
-            "quality_coverage",
-            "orphan_comments",
-            "orphan_timesheets",
-        ),
+        _t("90", "70", True, column="pct", rows=_keys(_COVERAGE_INDICATORS)),
+        fixed_rows=_keys(_INDICATORS),
     ),
     MetricDef(
         "4.3",
@@ -937,14 +945,7 @@ METRICS: tuple[MetricDef, ...] = (
         "hours in scope (comments and timesheets count with their ticket; orphans by their "
         "own date).",
         _SQL_4_3,
-        fixed_rows=(
-            "tickets",
-            "closed_tickets",
-            "comments",
-            "customer_facing_comments",
-            "timesheet_entries",
-            "timesheet_hours",
-        ),
+        fixed_rows=_keys(_MEASURES),
     ),
 )
 
@@ -962,14 +963,19 @@ def _percentiles(expr: str, population: str) -> str:
     )
 
 
+#: 5.4's age buckets, youngest first: (bucket, the age it is below; None: every older age).
+_BACKLOG_BUCKETS = (("<1d", "1 day"), ("1-7d", "7 days"), ("7-30d", "30 days"), ("30d+", None))
+_BACKLOG_ORDER = ", ".join(f"('{b}', {i})" for i, (b, _) in enumerate(_BACKLOG_BUCKETS, 1))
+_BACKLOG_CASE = "\n              ".join(
+    f"WHEN ref.at - f.created_at < interval '{below}' THEN '{b}'" if below else f"ELSE '{b}'"
+    for b, below in _BACKLOG_BUCKETS
+)
+
 _SQL_BACKLOG = f"""WITH ref AS (
   SELECT coalesce({_TO}, max(f.created_at)) AS at FROM metric_ticket_facts f
-), b(bucket, ord) AS (VALUES ('<1d', 1), ('1-7d', 2), ('7-30d', 3), ('30d+', 4)),
+), b(bucket, ord) AS (VALUES {_BACKLOG_ORDER}),
 c AS (
-  SELECT CASE WHEN ref.at - f.created_at < interval '1 day' THEN '<1d'
-              WHEN ref.at - f.created_at < interval '7 days' THEN '1-7d'
-              WHEN ref.at - f.created_at < interval '30 days' THEN '7-30d'
-              ELSE '30d+' END AS bucket,
+  SELECT CASE {_BACKLOG_CASE} END AS bucket,
          count(*) AS n
   FROM metric_ticket_facts f, ref
   WHERE NOT f.is_closed AND {TICKET_FILTER}
@@ -1053,7 +1059,7 @@ METRICS = METRICS + (
         "Tickets not in the closed set by age at the end of the period (or, without one, at "
         "the newest ticket's creation, so history never depends on today's date).",
         _SQL_BACKLOG,
-        fixed_rows=("<1d", "1-7d", "7-30d", "30d+"),
+        fixed_rows=_keys(_BACKLOG_BUCKETS),
         core=False,
     ),
     MetricDef(
