@@ -50,6 +50,7 @@ from tickets.columns import (
     UNIT,
     Column,
 )
+from tickets.values import EXCEL_EPOCH
 
 # --- volumes and time frame -----------------------------------------------------------------
 
@@ -86,7 +87,6 @@ IMPORT_METADATA_COLUMNS = (
     "notes",
 )
 
-EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 AUTOMATION_USER = "brian"  # the automation account of the profile (settings.AUTOMATION_USERS)
 TICKET_ID_BASE = 3_600_000
 COMMENT_ID_BASE = 40_000_000

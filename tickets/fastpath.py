@@ -143,7 +143,7 @@ def _serial(t: str) -> tuple[str, str]:
         f"AND {_len(f'split_part({t}, {chr(39)}.{chr(39)}, 1)')} = 5 "
         f"AND {t}::numeric BETWEEN {lo} AND {hi} AND {clear}"
     )
-    return ok, f"(timestamp '1899-12-30' + round({seconds}) * interval '1 second')"
+    return ok, f"(timestamp '{v.EXCEL_EPOCH.date()}' + round({seconds}) * interval '1 second')"
 
 
 def _day_seconds(t: str) -> tuple[str, str]:

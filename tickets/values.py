@@ -47,6 +47,8 @@ WHITESPACE = " \t\n\r\x0b\x0c"
 TRUE_WORDS = frozenset({"yes", "true", "y", "1"})
 FALSE_WORDS = frozenset({"no", "false", "n", "0"})
 MIN_YEAR, MAX_YEAR = 1990, 2100
+#: Day 0 of Excel serial dates (1900 system, after its 1900 leap-year bug): the one definition
+#: the readers, the SQL fast path and the demo generator's XLSX writer all count from.
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 #: Serial numbers of 1990-01-01 and 2100-12-31: outside this a number is not a date.
 EXCEL_SERIAL_RANGE = (32874.0, 73415.0)
