@@ -272,21 +272,17 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
 
 
 def legacy_table_sizes(path: Path) -> dict[str, int]:
-    """Rows per known legacy table ({} when the file is not a readable SQLite database: the
-    load itself then says why)."""
-    from tickets.readers.sqlite import LEGACY_TABLES, connect, present_tables
+    """Rows per known legacy table ({} when the file is not a readable legacy SQLite database:
+    the load itself then says why)."""
+    from tickets.readers.sqlite import connect, legacy_tables
 
     try:
         conn = connect(path)
     except SourceError:
         return {}
     try:
-        present = present_tables(conn)
-        return {
-            t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-            for t in LEGACY_TABLES
-            if t in present
-        }
+        known, _ = legacy_tables(conn, path)
+        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in known}
     except Exception:  # noqa: BLE001 -- a size is only for the progress bar
         return {}
     finally:

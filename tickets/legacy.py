@@ -31,7 +31,7 @@ from tickets.readers.sqlite import (
     HISTORY_TABLE,
     LEGACY_TABLES,
     connect,
-    present_tables,
+    legacy_tables,
     table_reader,
 )
 
@@ -108,10 +108,7 @@ def migrate_legacy(
         raise SourceError(path.name, "not a SQLite database")
     conn = connect(path)
     try:
-        present = present_tables(conn)
-        known = [t for t in LEGACY_TABLES if t in present]
-        if not known and HISTORY_TABLE not in present:
-            raise SourceError(path.name, "no legacy tables found")
+        _, present = legacy_tables(conn, path)
         wanted = set(tables or [])
         unknown = wanted - set(LEGACY_TABLES) - set(LEGACY_ORDER) - {HISTORY_TABLE}
         if unknown:

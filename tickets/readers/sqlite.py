@@ -28,19 +28,33 @@ def present_tables(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def read_sqlite(path: Path, tables: list[str] | None = None) -> Iterator[RawTable]:
-    """Every known legacy table present (in load order); refuses a file with none of them."""
-    conn = connect(path)
+def legacy_tables(conn: sqlite3.Connection, path: Path) -> tuple[list[str], set[str]]:
+    """(the known legacy tables present, in load order; every table present).
+
+    The one test of "is this a legacy database" (the reader, migrate_legacy and an upload's
+    progress sizes all use it): a file with neither a known table nor the import history is
+    refused with a SourceError that names what was expected.
+    """
     present = present_tables(conn)
     known = [t for t in LEGACY_TABLES if t in present]
     if not known and HISTORY_TABLE not in present:
-        conn.close()
         raise SourceError(
             path.name,
             "no legacy tables found (expected some of: "
             + ", ".join([*LEGACY_TABLES, HISTORY_TABLE])
             + ")",
         )
+    return known, present
+
+
+def read_sqlite(path: Path, tables: list[str] | None = None) -> Iterator[RawTable]:
+    """Every known legacy table present (in load order); refuses a file with none of them."""
+    conn = connect(path)
+    try:
+        known, _ = legacy_tables(conn, path)
+    except SourceError:
+        conn.close()
+        raise
     for table in known:
         if tables and LEGACY_TABLES[table] not in tables and table not in tables:
             continue
