@@ -705,3 +705,11 @@ def test_an_import_takes_the_facts_lock_before_reading_the_tickets(tmp_path):
             assert cursor.fetchone() == (0,)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["run"].rows_inserted == 4
+
+
+def test_count_fields_are_exactly_the_runs_row_counters():
+    """ImportRun.COUNT_FIELDS drives what is saved, summed and reported: a counter field missing
+    from it would silently stay 0 in every report."""
+    counters = {f.name for f in ImportRun._meta.get_fields() if f.name.startswith("rows_")}
+    assert set(ImportRun.COUNT_FIELDS) == counters
+    assert len(ImportRun.COUNT_FIELDS) == len(counters)

@@ -222,17 +222,7 @@ def _execute_legacy(run: ImportRun, beat: Heartbeat) -> None:
         mark_failed(run.pk, str(exc))
         return
     children = list(ImportRun.objects.filter(pk__in=[t.run_id for t in report.tables if t.run_id]))
-    for name in (
-        "rows_read",
-        "rows_inserted",
-        "rows_updated",
-        "rows_unchanged",
-        "rows_deleted",
-        "rows_rejected",
-        "rows_warned",
-        "rows_superseded",
-        "orphans",
-    ):
+    for name in (*ImportRun.COUNT_FIELDS, "orphans"):
         setattr(run, name, sum(getattr(c, name) for c in children))
     starts = [c.window_start for c in children if c.window_start]
     ends = [c.window_end for c in children if c.window_end]

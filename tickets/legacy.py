@@ -212,8 +212,9 @@ def _load_one(conn, table_name: str, entity_name: str) -> TableResult:
         result.error = str(exc)
     run.refresh_from_db()
     result.run_id, result.status = run.pk, run.status
-    for name in ("inserted", "updated", "unchanged", "rejected", "superseded", "deleted", "warned"):
-        setattr(result, name, getattr(run, f"rows_{name}"))
+    for name in ImportRun.COUNT_FIELDS:
+        if name != "rows_read":  # source_rows: the reader's total, unless the run failed
+            setattr(result, name.removeprefix("rows_"), getattr(run, name))
     if run.status != ImportRun.Status.FAILED:
         result.source_rows = run.rows_read
     return result

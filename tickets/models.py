@@ -55,6 +55,19 @@ class ImportRun(models.Model):
     rows_rejected = models.IntegerField(default=0)
     rows_warned = models.IntegerField(default=0)
     rows_superseded = models.IntegerField(default=0)
+    #: The row counters above, in report order: what the pipeline saves from its counts (the
+    #: field name less "rows_"), a legacy upload sums over its table runs, and import_file
+    #: reports. One list, so a new counter is saved, summed and reported everywhere.
+    COUNT_FIELDS = (
+        "rows_read",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_deleted",
+        "rows_rejected",
+        "rows_superseded",
+        "rows_warned",
+    )
     orphans = models.IntegerField(default=0)
     window_start = models.DateField(null=True, blank=True)
     window_end = models.DateField(null=True, blank=True)

@@ -358,14 +358,8 @@ def _derived(action: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> None:
-    run.rows_read = counts.read
-    run.rows_inserted = counts.inserted
-    run.rows_updated = counts.updated
-    run.rows_unchanged = counts.unchanged
-    run.rows_deleted = counts.deleted
-    run.rows_rejected = counts.rejected
-    run.rows_warned = counts.warned
-    run.rows_superseded = counts.superseded
+    for name in ImportRun.COUNT_FIELDS:  # rows_read <- counts.read ...
+        setattr(run, name, getattr(counts, name.removeprefix("rows_")))
     run.orphans = counts.orphans
     run.window_start, run.window_end = window
     run.progress_rows = counts.read

@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from tickets.columns import ENTITIES
+from tickets.models import ImportRun
 from tickets.pipeline import ImportFailed, import_file
 from tickets.progress import Bars
 
@@ -59,14 +60,7 @@ def run_summary(run) -> dict:
         "file_name",
         "file_sha256",
         "dry_run",
-        "rows_read",
-        "rows_inserted",
-        "rows_updated",
-        "rows_unchanged",
-        "rows_deleted",
-        "rows_rejected",
-        "rows_superseded",
-        "rows_warned",
+        *ImportRun.COUNT_FIELDS,
         "orphans",
         "window_start",
         "window_end",
