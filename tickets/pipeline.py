@@ -474,6 +474,11 @@ def load_table(
         except SourceError as exc:
             _fail(run, started, str(exc))
             raise ImportFailed(str(exc)) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C: the transaction was rolled back; a run left 'running' would look alive
+            # until the beat's stale-run check (and forever where no beat runs).
+            _fail(run, started, INTERRUPTED, only_running=True)
+            raise
         except Exception as exc:
             _fail(run, started, f"{type(exc).__name__}: {exc}")
             raise
@@ -501,8 +506,17 @@ def backup_before_delete(run: ImportRun) -> None:
         run.save(update_fields=["notes"])
 
 
-def _fail(run: ImportRun, started: float, message: str) -> None:
-    ImportRun.objects.filter(pk=run.pk).update(
+INTERRUPTED = (
+    "interrupted (Ctrl-C or SIGINT): the run was rolled back, nothing of it was stored; "
+    "run it again"
+)
+
+
+def _fail(run: ImportRun, started: float, message: str, only_running: bool = False) -> None:
+    runs = ImportRun.objects.filter(pk=run.pk)
+    if only_running:  # interrupted after the commit: the run's outcome stands
+        runs = runs.filter(status=ImportRun.Status.RUNNING)
+    runs.update(
         status=ImportRun.Status.FAILED,
         error_summary=message[:4000],
         finished_at=timezone.now(),

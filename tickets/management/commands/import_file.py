@@ -2,16 +2,21 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from servicedesk import commands
 from tickets.columns import ENTITIES
 from tickets.models import ImportRun
 from tickets.pipeline import ImportFailed, import_file
 from tickets.progress import Bars
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = "Import one XLSX or CSV export (tickets, comments, timesheets, quality, roster)."
+    interrupted_message = (
+        "interrupted (Ctrl-C): nothing was stored (a started import was rolled back and its "
+        "run marked failed). Run the command again to load the file."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path")

@@ -2,15 +2,21 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from servicedesk import commands
 from tickets.columns import LEGACY_ORDER
 from tickets.legacy import migrate_legacy
 from tickets.progress import Bars
 from tickets.readers.base import SourceError
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
+    interrupted_message = (
+        "interrupted (Ctrl-C): the table being loaded was rolled back and its run marked "
+        "failed; the tables loaded before it are kept. Run the command again to finish "
+        "(reloading a table changes nothing that is already stored)."
+    )
     help = (
         "Load a legacy SQLite database through the import pipeline and print a per-table "
         "reconciliation (source rows = inserted + updated + unchanged + rejected + superseded)."
