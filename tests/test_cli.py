@@ -1,7 +1,14 @@
 """The command line (SPEC §8): every failure a one-line message, a non-zero exit, nothing half
 stored and no run left 'running'."""
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from tests import files as f
@@ -54,3 +61,40 @@ def test_ctrl_c_in_migrate_legacy_fails_the_table_in_progress_only(tmp_path, mon
     runs = dict(ImportRun.objects.values_list("entity", "status"))
     assert runs == {"tickets": "succeeded", "comments": "failed"}
     assert Ticket.objects.count() == 3
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import_file", "{tickets}"],
+        ["migrate_legacy", "{legacy}"],
+        ["compute_metrics", "--json"],
+        ["benchmark_metrics", "--runs", "1"],
+        ["backup"],
+        ["restore_drill"],
+    ],
+)
+def test_a_database_that_cannot_be_reached_is_one_line_and_exit_1(tmp_path, args):
+    files = {
+        "tickets": f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(1)]),
+        "legacy": f.write_legacy(tmp_path / "l.sqlite3", {"tickets": [f.ticket(1)]}),
+    }
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_closed_port()}/x"}
+    done = subprocess.run(
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        + [a.format(**files) for a in args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("CommandError: database error: connection failed"), done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr

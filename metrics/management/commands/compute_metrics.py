@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from metrics.compute import compute, period_bound, resolve, row_status, status
 from metrics.registry import STATUS_LABELS, MetricDef
+from servicedesk import commands
 
 
 def _fmt(value: Any) -> str:
@@ -42,7 +43,7 @@ def render_text(metrics: list[MetricDef], results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = (
         "Compute the service-desk metrics (default: all 23) for an optional period [from, to) "
         'on ticket creation and an optional team. --json prints {"metrics": {slug: ...}}.'

@@ -2,12 +2,13 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ops.backups import OpsError, backup
+from servicedesk import commands
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = "Back up the database (pg_dump -Fc into BACKUP_DIR), record sha256/size/row counts."
 
     def add_arguments(self, parser):

@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from metrics.registry import CORE_METRICS, METRICS
 from ops.benchmarks import run_benchmark, store
+from servicedesk import commands
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = (
         "Benchmark every registry metric's SQL: warm-up, N timed runs, median and p95, table "
         "sizes, optional EXPLAIN ANALYZE. Stores a BenchmarkRun; exits non-zero when a metric's "

@@ -2,12 +2,13 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ops.backups import OpsError, restore
+from servicedesk import commands
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = (
         "Restore the current database from a pg_dump archive. Checks the archive (sha256, "
         "pg_restore --list, full read) first, takes a safety dump, restores in one transaction. "

@@ -2,13 +2,14 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ops.backups import restore_drill
 from ops.models import Backup
+from servicedesk import commands
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
     help = (
         "Restore the latest succeeded backup (or --backup ID) into a scratch database, compare "
         "row counts and metrics 1.1-1.5 with the recorded values; exit non-zero on failure."
