@@ -3,15 +3,18 @@ sizes the sheet: it allocates every row as wide as the widest, 5 GB for a 1.4 MB
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 import zipfile
 from pathlib import Path
 
+import pytest
 import python_calamine
 
 from tests import files as f
 from tickets.readers import xlsx_trim
+from tickets.readers.base import SourceError
 from tickets.readers.xlsx import read_xlsx
 
 EMPTY_INLINE = b'<c t="inlineStr"><is><t></t></is></c>'
@@ -93,3 +96,22 @@ def test_empty_shared_strings_count_as_empty_cells(tmp_path):
     )
     padded = kept + b'<c r="D1" t="s"><v>2</v></c><c r="E1" t="s"><v>1</v></c></row>'
     assert trailing.sub(b"", padded) == kept + b"</row>"
+
+
+def test_a_copy_that_fails_half_way_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk (or Ctrl-C) while the trimmed copy is written: the import is refused and the
+    half-written copy (as big as the upload) is removed, not left in the temp directory."""
+    plain = f.write_xlsx(tmp_path / "plain.xlsx", "tickets", [f.ticket(1)])
+    padded = _pad_first_row(plain, tmp_path / "padded.xlsx", EMPTY_INLINE * 100)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(xlsx_trim.tempfile, "tempdir", str(scratch))
+
+    def disk_full(src, dst, trailing):
+        dst.write(b"<row>" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xlsx_trim, "_copy_trimmed", disk_full)
+    with pytest.raises(SourceError, match="No space left on device"):
+        read_xlsx(padded)
+    assert list(scratch.iterdir()) == []

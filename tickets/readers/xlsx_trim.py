@@ -91,14 +91,21 @@ def without_trailing_empty_cells(path: Path) -> Path | None:
             return None
         trailing = re.compile(rb"(?:" + cell + rb")+(?=</row>)")
         fd, name = tempfile.mkstemp(suffix=".xlsx", prefix="trimmed-")
-        with (
-            open(fd, "wb") as raw,
-            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out,
-        ):
-            for info in zf.infolist():
-                with zf.open(info) as src, out.open(info.filename, "w", force_zip64=True) as dst:
-                    if info.filename in padded:
-                        _copy_trimmed(src, dst, trailing)
-                    else:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            with (
+                open(fd, "wb") as raw,
+                zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out,
+            ):
+                for info in zf.infolist():
+                    with (
+                        zf.open(info) as src,
+                        out.open(info.filename, "w", force_zip64=True) as dst,
+                    ):
+                        if info.filename in padded:
+                            _copy_trimmed(src, dst, trailing)
+                        else:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+        except BaseException:  # a full disk, a corrupt member, Ctrl-C: no half copy left behind
+            Path(name).unlink(missing_ok=True)
+            raise
     return Path(name)
