@@ -98,3 +98,32 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_exit_1(tmp_path, args
     assert done.stdout == ""
     assert done.stderr.startswith("CommandError: database error: connection failed"), done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_failed_import_names_the_file_its_run_and_the_rejected_rows(tmp_path):
+    """The reject-rate gate's message said neither which file nor which rows: the user had to
+    find the run in the admin. It now names the file, the run and the first rejections."""
+    rows = [f.ticket(1), f.ticket(2, created_at="31/02/2025"), f.ticket("abc")]
+    path = f.write_csv(tmp_path / "weekly.csv", "tickets", rows)
+    with pytest.raises(CommandError) as failure:
+        call_command("import_file", str(path))
+    message = str(failure.value)
+    run = ImportRun.objects.get()
+    assert message.startswith("weekly.csv: 2 of 3 rows rejected"), message
+    assert f"(import run #{run.pk}; first rejected: " in message
+    assert "row 3 TKT-Created Time '31/02/2025': not a valid date" in message
+    assert "row 4 TKT-Ticket ID 'abc': not an integer" in message
+    assert "\n" not in message and Ticket.objects.count() == 0
+
+
+def test_a_failed_legacy_table_names_its_run_and_rejected_rows(tmp_path):
+    path = f.write_legacy(
+        tmp_path / "legacy.sqlite3",
+        {"tickets": [f.ticket(1), f.ticket(2, created_at="never"), f.ticket(3, created_at="")]},
+    )
+    with pytest.raises(CommandError) as failure:
+        call_command("migrate_legacy", str(path))
+    run = ImportRun.objects.get(entity="tickets")
+    assert f"(import run #{run.pk}; first rejected: row 2 TKT-Created Time 'never'" in str(
+        failure.value
+    )

@@ -365,6 +365,26 @@ def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> Non
     run.progress_rows = counts.read
 
 
+def where_to_look(run_id: int | None, limit: int = 3) -> str:
+    """The failed run's id and its first rejected rows (row, column, raw value, reason), as
+    text to append to a one-line failure message: where to look in the file and in the admin."""
+    if run_id is None:
+        return ""
+    from tickets.models import ImportIssue
+
+    rejected = ImportIssue.objects.filter(
+        run_id=run_id, severity=ImportIssue.Severity.ERROR
+    ).order_by("row_number", "pk")[:limit]
+    rows = "; ".join(
+        f"row {i.row_number} {i.column} {_shown(i.raw_value)}: {i.reason}" for i in rejected
+    )
+    return f" (import run #{run_id}{'; first rejected: ' + rows if rows else ''})"
+
+
+def _shown(raw: str, width: int = 40) -> str:
+    return repr(raw if len(raw) <= width else raw[: width - 1] + "…")
+
+
 def _summary(counts: Counts) -> str:
     top = "; ".join(f"{reason} ({n})" for reason, n in counts.reasons.most_common(5))
     return top

@@ -1,13 +1,14 @@
 """manage.py import_file PATH: one export file through the same pipeline as the admin button."""
 
 import json
+from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from servicedesk import commands
 from tickets.columns import ENTITIES
 from tickets.models import ImportRun
-from tickets.pipeline import ImportFailed, import_file
+from tickets.pipeline import ImportFailed, import_file, where_to_look
 from tickets.progress import Bars
 
 
@@ -28,15 +29,20 @@ class Command(commands.Command):
 
     def handle(self, *args, **options):
         bars = Bars()
+        run = ImportRun(file_name=Path(options["path"]).name)
         try:
             run = import_file(
                 options["path"],
                 entity=options["entity"],
                 dry_run=options["dry_run"],
+                run=run,
                 progress=None if options["json"] else bars.callback("import", None),
             )
         except ImportFailed as exc:
-            raise CommandError(str(exc)) from exc
+            message = str(exc)
+            if not message.startswith(f"{run.file_name}: "):  # the reject-rate gate's, say
+                message = f"{run.file_name}: {message}"
+            raise CommandError(message + where_to_look(run.pk)) from exc
         except FileNotFoundError as exc:
             raise CommandError(f"{options['path']}: file not found") from exc
         finally:

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 from servicedesk import commands
 from tickets.columns import LEGACY_ORDER
 from tickets.legacy import migrate_legacy
+from tickets.pipeline import where_to_look
 from tickets.progress import Bars
 from tickets.readers.base import SourceError
 
@@ -58,7 +59,10 @@ class Command(commands.Command):
         failed = [t for t in report.tables if not t.reconciled]
         if failed:
             raise CommandError(
-                "; ".join(f"{t.table}: {t.error or 'counts do not reconcile'}" for t in failed)
+                "; ".join(
+                    f"{t.table}: {t.error or 'counts do not reconcile'}{where_to_look(t.run_id)}"
+                    for t in failed
+                )
             )
 
 
