@@ -528,8 +528,10 @@ def test_compute_metrics_human_output_has_text_status(known_db):
 def test_compute_metrics_rejects_bad_input(db):
     with pytest.raises(CommandError, match="unknown metric"):
         call_command("compute_metrics", "--metric", "9.9")
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="^--from 'not-a-date' is not a date: use YYYY-MM-DD"):
         call_command("compute_metrics", "--from", "not-a-date")
+    with pytest.raises(CommandError, match=r"^--to '2025-13-01' is not a date: .*month must be"):
+        call_command("compute_metrics", "--to", "2025-13-01")
     with pytest.raises(CommandError, match="is not before --to"):
         call_command("compute_metrics", "--from", "2025-10-01", "--to", "2025-01-01")
     with pytest.raises(CommandError, match="would be empty"):

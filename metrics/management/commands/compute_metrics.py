@@ -43,6 +43,20 @@ def render_text(metrics: list[MetricDef], results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+PERIOD_FLAGS = (("--from", "date_from"), ("--to", "date_to"))
+
+
+def _bound(flag: str, value: str | None) -> Any:
+    """A period bound, or a message naming the option and the value (Python's own, such as
+    "month must be in 1..12", said neither)."""
+    try:
+        return period_bound(value)
+    except ValueError as exc:
+        raise CommandError(
+            f"{flag} {value!r} is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM) ({exc})"
+        ) from exc
+
+
 class Command(commands.Command):
     help = (
         "Compute the service-desk metrics (default: all 23) for an optional period [from, to) "
@@ -66,9 +80,9 @@ class Command(commands.Command):
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
             metrics = resolve(opts["metrics"])
-            start, end = (period_bound(opts[key]) for key in ("date_from", "date_to"))
-        except (KeyError, ValueError) as exc:
+        except KeyError as exc:
             raise CommandError(str(exc).strip('"')) from exc
+        start, end = (_bound(flag, opts[key]) for flag, key in PERIOD_FLAGS)
         if start and end and start >= end:
             raise CommandError(
                 f"--from {opts['date_from']} is not before --to {opts['date_to']}: the period "
