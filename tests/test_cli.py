@@ -127,3 +127,22 @@ def test_a_failed_legacy_table_names_its_run_and_rejected_rows(tmp_path):
     assert f"(import run #{run.pk}; first rejected: row 2 TKT-Created Time 'never'" in str(
         failure.value
     )
+
+
+def test_ctrl_c_in_generate_demo_data_leaves_no_partial_database(tmp_path, monkeypatch):
+    """A stopped run left a truncated legacy.sqlite3 that migrate_legacy loaded without a word
+    (tables missing, others cut short); the previous complete files are now kept instead."""
+    from tickets import demo
+
+    call_command("generate_demo_data", "--out", str(tmp_path), "--scale", "0.005", "--seed", "1")
+    before = (tmp_path / "legacy.sqlite3").read_bytes()
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "write_exports", stop)
+    with pytest.raises(CommandError, match="no demo data was written") as failure:
+        call_command("generate_demo_data", "--out", str(tmp_path), "--scale", "0.005")
+    assert failure.value.returncode == 130
+    assert (tmp_path / "legacy.sqlite3").read_bytes() == before  # not seed 42's, half written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports", "legacy.sqlite3"]

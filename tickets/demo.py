@@ -22,8 +22,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import zipfile
 from bisect import bisect
 from collections import defaultdict
@@ -1796,13 +1799,27 @@ def generate(
     exports: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> DemoResult:
-    """Write DIR/legacy.sqlite3 and (unless ``exports`` is false) DIR/exports/*."""
+    """Write DIR/legacy.sqlite3 and (unless ``exports`` is false) DIR/exports/*.
+
+    The files are written beside, then moved into place once all are complete: a run stopped
+    half-way (Ctrl-C, a full disk) leaves the previous files as they were, never a truncated
+    database or CSV that would load as if it were the whole data set.
+    """
     out.mkdir(parents=True, exist_ok=True)
     world = build_world(seed, scale)
-    legacy_path = out / "legacy.sqlite3"
-    legacy_counts = write_legacy(world, legacy_path, progress)
-    export_dir, export_counts = None, {}
-    if exports:
-        export_dir = out / "exports"
-        export_counts = write_exports(world, export_dir, progress)
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    try:
+        legacy_counts = write_legacy(world, partial / "legacy.sqlite3", progress)
+        export_dir, export_counts = None, {}
+        if exports:
+            export_counts = write_exports(world, partial / "exports", progress)
+        legacy_path = out / "legacy.sqlite3"
+        os.replace(partial / "legacy.sqlite3", legacy_path)
+        if exports:
+            export_dir = out / "exports"
+            export_dir.mkdir(exist_ok=True)
+            for written in sorted((partial / "exports").iterdir()):
+                os.replace(written, export_dir / written.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return DemoResult(legacy_path, legacy_counts, export_dir, export_counts)

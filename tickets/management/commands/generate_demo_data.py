@@ -7,13 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
+from servicedesk import commands
 from tickets import demo
 
 
-class Command(BaseCommand):
+class Command(commands.Command):
+    interrupted_message = (
+        "interrupted (Ctrl-C): no demo data was written (files from an earlier run are as "
+        "they were)"
+    )
     help = (
         "Generate demo data: DIR/legacy.sqlite3 (legacy database, SPEC §3.2) and DIR/exports/ "
         "(tickets.xlsx, comments.xlsx, comments.csv, timesheets.xlsx) that overlap it. "
