@@ -1,6 +1,7 @@
 """The command line (SPEC §8): every failure a one-line message, a non-zero exit, nothing half
 stored and no run left 'running'."""
 
+import io
 import os
 import socket
 import subprocess
@@ -146,3 +147,21 @@ def test_ctrl_c_in_generate_demo_data_leaves_no_partial_database(tmp_path, monke
     assert failure.value.returncode == 130
     assert (tmp_path / "legacy.sqlite3").read_bytes() == before  # not seed 42's, half written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exports", "legacy.sqlite3"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_generate_demo_data_draws_no_bar_into_redirected_stderr(tmp_path, monkeypatch):
+    """`generate_demo_data ... 2>log` on a terminal: the bar went into the log (it looked at
+    stdout, not at stderr where tqdm draws); piped, the bar must stay out."""
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    args = ["--out", str(tmp_path), "--scale", "0.005", "--no-exports"]
+    call_command("generate_demo_data", *args, stdout=io.StringIO())
+    assert sys.stderr.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    call_command("generate_demo_data", *args, stdout=io.StringIO())
+    assert "rows" in sys.stderr.getvalue()  # a terminal still gets its progress bar

@@ -44,8 +44,10 @@ class Command(commands.Command):
         except OSError as exc:
             raise CommandError(f"cannot create output directory {out}: {exc}") from None
         bar = None
-        if sys.stdout.isatty():
-            bar = tqdm(total=demo.estimated_rows(scale, exports), unit="rows", leave=False)
+        if sys.stderr.isatty():  # the bar is drawn on stderr: a bar only where it is seen
+            bar = tqdm(
+                total=demo.estimated_rows(scale, exports), unit="rows", leave=False, file=sys.stderr
+            )
         started = time.perf_counter()
         try:
             result = demo.generate(
