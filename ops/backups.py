@@ -302,9 +302,11 @@ def _dump(
             transaction.set_rollback(True, using=alias)  # never commit anything from here
         sha = file_sha256(partial)
         partial.rename(path)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: no backup left 'running' beside a partial file
         message = str(exc)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted (Ctrl-C) while dumping"
+        elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             message = f"disk full while writing {partial}: {exc}"
         try:
             partial.unlink(missing_ok=True)

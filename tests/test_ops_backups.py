@@ -568,3 +568,20 @@ def test_a_drill_that_crashes_is_recorded_as_failed(monkeypatch):
     drill.refresh_from_db()
     assert drill.passed is False and "RuntimeError: scratch database vanished" in drill.error
     assert drill.finished_at is not None
+
+
+def test_ctrl_c_during_a_backup_fails_it_and_removes_the_partial_file(backup_dir, monkeypatch):
+    """The record stayed 'running' beside its .partial file until the next backup noticed."""
+    real_run = backups._run
+
+    def interrupted(cmd, env, what):
+        real_run(cmd, env, what)  # the dump is written, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backups, "_run", interrupted)
+    with pytest.raises(CommandError, match="interrupted") as failure:
+        call_command("backup")
+    assert failure.value.returncode == 130
+    record = Backup.objects.get()
+    assert (record.status, record.error) == ("failed", "interrupted (Ctrl-C) while dumping")
+    assert list(backup_dir.iterdir()) == []
