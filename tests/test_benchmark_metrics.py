@@ -75,8 +75,16 @@ def test_benchmark_explain_is_stored(facts):
 
 
 def test_benchmark_rejects_bad_runs(facts):
-    with pytest.raises(CommandError, match="runs must be"):
+    with pytest.raises(CommandError, match="^--runs 0: must be at least 1"):
         call_command("benchmark_metrics", "--runs", "0", stdout=StringIO())
+    with pytest.raises(CommandError, match="^--warmup -1: must be at least 0"):
+        call_command("benchmark_metrics", "--warmup", "-1", stdout=StringIO())
+
+
+def test_a_negative_budget_is_refused_not_stored_as_every_metric_over_it(facts):
+    with pytest.raises(CommandError, match=r"^--budget-ms -5: must be 0 \(none\) or more"):
+        call_command("benchmark_metrics", "--runs", "1", "--budget-ms", "-5", stdout=StringIO())
+    assert not BenchmarkRun.objects.exists()
 
 
 def test_the_nightly_benchmark_applies_the_budget_setting(facts, settings):
