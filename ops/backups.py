@@ -424,6 +424,8 @@ def verify_archive(path: str | Path) -> ArchiveCheck:
     """
     tools = require_tools("pg_restore")
     path = Path(path).resolve()
+    if path.is_dir():
+        raise OpsError(f"{path} is a directory: give the path of a pg_dump archive in it")
     if not path.is_file():
         raise OpsError(f"archive not found: {path}")
     try:

@@ -243,6 +243,12 @@ def test_restore_command_missing_file():
         call_command("restore", "/nonexistent/x.dump", "--confirm")
 
 
+def test_restore_command_given_a_directory_says_so(backup_dir):
+    backup_dir.mkdir()
+    with pytest.raises(CommandError, match="is a directory: give the path of a pg_dump archive"):
+        call_command("restore", str(backup_dir), "--confirm")
+
+
 def scratch_databases() -> set[str]:
     with connection.cursor() as cur:
         cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'sd\\_drill\\_%'")
