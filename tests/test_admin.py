@@ -313,6 +313,25 @@ def test_warehouse_changelists_use_a_fixed_number_of_queries(
 FORMULA_TITLES = ["=cmd|' /C calc'!A0", "+1+2", "@SUM(1)", "-2+3"]
 
 
+def export_table(response, fmt: str) -> list[list]:
+    """The rows of an export download (streamed: never built whole in the web process)."""
+    assert response.status_code == 200, response.content[:500]
+    assert response.streaming, "exports must stream, not build the file in memory"
+    body = b"".join(response.streaming_content)
+    if fmt == "csv":
+        return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    sheet = openpyxl.load_workbook(io.BytesIO(body)).active
+    return [[c if c is not None else "" for c in r] for r in sheet.iter_rows(values_only=True)]
+
+
+def export_form_data(client, url: str, fmt: str) -> dict:
+    form = client.get(url).context["form"]
+    choice = next(v for v, label in form.fields["format"].choices if label.lower() == fmt)
+    data = {"format": choice, "resource": "0"}
+    data.update({name: "on" for name in form.fields if name.startswith("ticketsexportresource_")})
+    return data
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_export_action_neutralises_every_formula_start(client, tmp_path, fmt):
     from tickets.pipeline import import_file
@@ -321,21 +340,78 @@ def test_export_action_neutralises_every_formula_start(client, tmp_path, fmt):
     import_file(f.write_csv(tmp_path / "t.csv", "tickets", [*rows, f.ticket(99, title="-")]))
     client.force_login(make_user("boss", superuser=True))
     url = reverse("admin:tickets_ticket_export")
-    form = client.get(url).context["form"]
-    choice = next(v for v, label in form.fields["format"].choices if label.lower() == fmt)
-    data = {"format": choice, "resource": "0"}
-    data.update({name: "on" for name in form.fields if name.startswith("ticketsexportresource_")})
-    response = client.post(url, data)
-    assert response.status_code == 200, response.content[:500]
-    if fmt == "csv":
-        table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    else:
-        sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
-        table = [[c if c is not None else "" for c in r] for r in sheet.iter_rows(values_only=True)]
+    data = export_form_data(client, url, fmt)
+    table = export_table(client.post(url, data), fmt)
     column = table[0].index("TKT-Title")
     titles = {row[column] for row in table[1:]}
     # Each kept whole behind the text prefix; nothing a spreadsheet would evaluate.
     assert titles == {"'" + t for t in FORMULA_TITLES} | {"'-"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_of_a_filtered_changelist_streams_its_rows(client, tmp_path, fmt):
+    """The Export button exports what the change list shows, row by row (109k tickets took
+    60 s and 580 MB as CSV, 150 s and 2.7 GB as XLSX when built whole in memory); a control
+    character an XLSX cannot hold is shown as \\xNN rather than failing the export."""
+    from tickets.pipeline import import_file
+
+    rows = [f.ticket(i, team="Cloud - Zelda" if i % 2 else "Cloud - Mario") for i in range(1, 31)]
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", rows))
+    Ticket.objects.filter(pk=1).update(title="bell\x07here")
+    client.force_login(make_user("boss", superuser=True))
+    url = reverse("admin:tickets_ticket_export") + "?team__exact=Cloud+-+Zelda"
+    table = export_table(client.post(url, export_form_data(client, url, fmt)), fmt)
+    ids = table[0].index("TKT-Ticket ID")
+    assert sorted(int(r[ids]) for r in table[1:]) == list(range(1, 31, 2))
+    title = table[0].index("TKT-Title")
+    expected = "bell\x07here" if fmt == "csv" else "bell\\x07here"
+    assert next(r[title] for r in table[1:] if int(r[ids]) == 1) == expected
+
+
+def test_export_all_selected_goes_to_the_export_page_of_the_filtered_list(client, tmp_path):
+    """ "Select all N" + Export listed every id as a hidden field (109k tickets: a 9 MB page
+    after 23 s that Django refused on submit, over DATA_UPLOAD_MAX_NUMBER_FIELDS)."""
+    from tickets.pipeline import import_file
+
+    rows = [f.ticket(i, team="Cloud - Zelda" if i % 2 else "Cloud - Mario") for i in range(1, 31)]
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", rows))
+    client.force_login(make_user("boss", superuser=True))
+    changelist = reverse("admin:tickets_ticket_changelist") + "?team__exact=Cloud+-+Zelda"
+    response = client.post(
+        changelist,
+        {
+            "action": "export_admin_action",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": ["1"],
+        },
+    )
+    assert response.status_code == 302
+    export_url = response["Location"]
+    assert export_url == reverse("admin:tickets_ticket_export") + "?team__exact=Cloud+-+Zelda"
+    table = export_table(
+        client.post(export_url, export_form_data(client, export_url, "csv")), "csv"
+    )
+    assert sorted(int(r[0]) for r in table[1:]) == list(range(1, 31, 2))
+
+
+def test_export_of_selected_rows_does_not_load_every_id_of_the_table(client, tmp_path):
+    """import-export validated a selection against every id of the table (50 timesheet rows of
+    1.5M: 12 s and 360 MB)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tickets.pipeline import import_file
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(i) for i in range(1, 31)]))
+    client.force_login(make_user("boss", superuser=True))
+    url = reverse("admin:tickets_ticket_export")
+    data = {**export_form_data(client, url, "csv"), "export_items": ["3", "7"]}
+    with CaptureQueriesContext(connection) as queries:
+        table = export_table(client.post(url, data), "csv")
+    assert sorted(int(r[0]) for r in table[1:]) == [3, 7]
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "tickets_ticket"' in q["sql"]]
+    assert reads and all("WHERE" in sql for sql in reads), reads
 
 
 def test_roster_import_via_import_export_requires_permission(client, tmp_path):

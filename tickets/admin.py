@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 from import_export.formats import base_formats
+from import_export.signals import post_export
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from tickets import audits, imports
@@ -109,27 +110,32 @@ class _Echo:
         return value
 
 
-def report_csv_response(run: ImportRun) -> StreamingHttpResponse:
+def csv_streaming_response(
+    headers: list[str], rows: Iterator, filename: str, *, bom: bool = True
+) -> StreamingHttpResponse:
+    """Rows written as they are read: memory stays flat whatever the number of rows."""
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield "\ufeff" + writer.writerow(REPORT_FIELDS)
-        for row in report_rows(run):
+        yield ("\ufeff" if bom else "") + writer.writerow(headers)
+        for row in rows:
             yield writer.writerow(row)
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-run-{run.pk}-issues.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def report_xlsx_response(run: ImportRun) -> FileResponse:
+def xlsx_file_response(
+    headers: list[str], rows: Iterator, filename: str, *, sheet_name: str
+) -> FileResponse:
     """openpyxl write-only mode keeps memory flat; the workbook is spooled to a temp file."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("issues")
-    sheet.append(list(REPORT_FIELDS))
-    for row in report_rows(run):
+    sheet = workbook.create_sheet(sheet_name)
+    sheet.append(list(headers))
+    for row in rows:
         sheet.append([_xml_safe(value) for value in row])
     tmp = tempfile.TemporaryFile()
     workbook.save(tmp)
@@ -137,8 +143,23 @@ def report_xlsx_response(run: ImportRun) -> FileResponse:
     return FileResponse(
         tmp,
         as_attachment=True,
-        filename=f"import-run-{run.pk}-issues.xlsx",
+        filename=filename,
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+
+def report_csv_response(run: ImportRun) -> StreamingHttpResponse:
+    return csv_streaming_response(
+        list(REPORT_FIELDS), report_rows(run), f"import-run-{run.pk}-issues.csv"
+    )
+
+
+def report_xlsx_response(run: ImportRun) -> FileResponse:
+    return xlsx_file_response(
+        list(REPORT_FIELDS),
+        report_rows(run),
+        f"import-run-{run.pk}-issues.xlsx",
+        sheet_name="issues",
     )
 
 
@@ -377,7 +398,78 @@ class FactsFollowEdits:
             mark_derived_stale()
 
 
-class WarehouseAdmin(FactsFollowEdits, ExportActionMixin, admin.ModelAdmin):
+class StreamingExportMixin(ExportActionMixin):
+    """Exports of the big tables without holding them in memory.
+
+    django-import-export builds the whole export as a tablib Dataset, then the file, in the
+    web process (109k tickets: 60 s and 580 MB as CSV, 150 s and 2.7 GB as XLSX; a comments
+    or timesheets export could not finish). Here the rows are read with a server-side cursor
+    and rendered by the same resource fields: CSV streams as it is read, XLSX is written by
+    openpyxl's write-only mode into a temp file. Registry columns are read as plain values
+    (import-export's per-cell field lookup was three quarters of the time).
+    """
+
+    EXPORT_CHUNK = 2000
+
+    def _do_file_export(self, file_format, request, queryset, export_form=None):
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        resource = self.choose_export_resource_class(export_form, request)(
+            **self.get_export_resource_kwargs(request)
+        )
+        selected = self.get_export_resource_fields_from_form(export_form)
+        fields = resource.get_export_fields(selected)
+        headers = resource.get_export_headers(selected_fields=selected)
+
+        names = [resource.get_field_name(field) for field in fields]
+        plain = all(
+            field.attribute == name and not hasattr(resource, field.get_dehydrate_method(name))
+            for field, name in zip(fields, names, strict=True)
+        )
+
+        def rows() -> Iterator[list]:
+            if plain:  # the registry's export resources: one column per model field
+                widgets = [field.widget for field in fields]
+                values = queryset.values_list(*names).iterator(chunk_size=self.EXPORT_CHUNK)
+                for row in values:
+                    yield [w.render(v) for w, v in zip(widgets, row, strict=True)]
+            else:
+                for obj in queryset.iterator(chunk_size=self.EXPORT_CHUNK):
+                    yield [resource.export_field(field, obj) for field in fields]
+
+        filename = self.get_export_filename(request, queryset, file_format)
+        if isinstance(file_format, base_formats.CSV):
+            response = csv_streaming_response(headers, rows(), filename, bom=False)
+        elif isinstance(file_format, base_formats.XLSX):
+            response = xlsx_file_response(
+                headers, rows(), filename, sheet_name=str(self.opts.verbose_name_plural)[:31]
+            )
+        else:
+            return super()._do_file_export(file_format, request, queryset, export_form)
+        post_export.send(sender=None, model=self.model)
+        return response
+
+    def export_admin_action(self, request: HttpRequest, queryset: Any) -> HttpResponse:
+        """ "Select all N" then Export: the export page exports the filtered change list
+        itself. import-export's action listed every selected id as a hidden field (109k
+        tickets: a 9 MB page after 23 s) that Django then refused on submit (more than
+        DATA_UPLOAD_MAX_NUMBER_FIELDS fields)."""
+        if request.POST.get("select_across") == "1":
+            info = (self.opts.app_label, self.opts.model_name)
+            url = reverse("admin:{}_{}_export".format(*info))
+            if request.GET:
+                url += "?" + request.GET.urlencode()
+            return redirect(url)
+        return super().export_admin_action(request, queryset)
+
+    def get_valid_export_item_pks(self, request: HttpRequest) -> Any:
+        """The posted ids that exist. import-export's default is every id of the table, loaded
+        to validate a selection (50 timesheet rows: 12 s and 360 MB for 1.5M ids)."""
+        posted = [pk for pk in request.POST.getlist("export_items") if pk.isdigit()]
+        return self.get_queryset(request).filter(pk__in=posted).values_list("pk", flat=True)
+
+
+class WarehouseAdmin(FactsFollowEdits, StreamingExportMixin, admin.ModelAdmin):
     """Big tables: no COUNT(*) of everything, no per-row queries, an Import button."""
 
     import_entity = ""
