@@ -78,6 +78,9 @@ def test_migrate_legacy_reconciles_and_is_idempotent(tmp_path, capsys):
     assert TeamMember.objects.get().email == "ann@example.com"
     history = ImportRun.objects.get(source_kind="legacy-history")
     assert (history.rows_read, str(history.window_start)) == (120, "2025-07-01")
+    # Listed (admin change list, date drill-down) when it was imported, not when migrated.
+    assert history.created_at == history.finished_at
+    assert history.created_at.isoformat() == "2025-08-01T10:00:00+00:00"
     # The tables commit without their facts; the one refresh at the end builds them.
     assert report["facts_refresh_s"] is not None and not facts.settings_stale()
     with connection.cursor() as cursor:

@@ -231,7 +231,7 @@ def import_history(conn) -> int:
         if legacy_id is None:
             continue
         when = _safe(v.parse_datetime, row.get("import_timestamp"))
-        ImportRun.objects.update_or_create(
+        run, _ = ImportRun.objects.update_or_create(
             legacy_import_id=str(legacy_id),
             defaults={
                 "source_kind": ImportRun.SourceKind.LEGACY_HISTORY,
@@ -255,6 +255,10 @@ def import_history(conn) -> int:
                 ),
             },
         )
+        if when is not None:
+            # The admin lists, orders and drills down runs by created_at (auto_now_add): a
+            # record of an August import must not read as imported on the day of the migration.
+            ImportRun.objects.filter(pk=run.pk).update(created_at=when)
         count += 1
     return count
 
