@@ -502,3 +502,43 @@ def test_a_one_page_search_result_has_no_date_drilldown(searchable):
     assert not any('MIN("tickets_comment"."created_at")' in s for s in sql)
     page = searchable.get(reverse("admin:tickets_comment_changelist"))
     assert page.context["cl"].date_hierarchy == "created_at"
+
+
+# --- import runs are records -------------------------------------------------------------------
+
+
+def test_a_run_that_loaded_rows_cannot_be_deleted_a_preview_can(client, tmp_path):
+    """Deleting a succeeded run left its rows' lineage (inserted_run, changed_run: no database
+    constraint) pointing at nothing, and took its issue report with it."""
+    from tickets.pipeline import import_file
+
+    rows = [f.ticket(i) for i in range(1, 6)] + [f.ticket(6, sla_met="maybe")]
+    path = f.write_csv(tmp_path / "t.csv", "tickets", rows)
+    preview = import_file(path, dry_run=True)
+    real = import_file(path)
+    assert Ticket.objects.filter(inserted_run_id=real.pk).count() == 6
+    issue = ImportIssue.objects.filter(run=real).first()
+    assert issue is not None and ImportIssue.objects.filter(run=preview).exists()
+    client.force_login(make_user("boss", superuser=True))
+
+    assert client.get(reverse("admin:tickets_importrun_delete", args=[real.pk])).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:tickets_importrun_delete", args=[real.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    bulk = client.post(
+        reverse("admin:tickets_importrun_changelist"),
+        {"action": "delete_selected", "index": "0", "_selected_action": [real.pk], "post": "yes"},
+    )
+    assert bulk.status_code in (200, 403)
+    assert ImportRun.objects.filter(pk=real.pk).exists()
+    issue_delete = reverse("admin:tickets_importissue_delete", args=[issue.pk])
+    assert client.get(issue_delete).status_code == 403
+
+    page = client.get(reverse("admin:tickets_importrun_delete", args=[preview.pk]))
+    assert page.status_code == 200 and b"import issues of these runs" in page.content
+    client.post(reverse("admin:tickets_importrun_delete", args=[preview.pk]), {"post": "yes"})
+    assert not ImportRun.objects.filter(pk=preview.pk).exists()
+    assert not ImportIssue.objects.filter(run_id=preview.pk).exists()
