@@ -201,7 +201,10 @@ class BackupAdmin(ReadOnlyOpsAdmin):
         return urls + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra = {"ops_run_backup_url": reverse("admin:ops_backup_run")}
+        # The button only for whoever may use it (view-only staff got an error message).
+        extra = {}
+        if request.user.has_perm("ops.add_backup"):
+            extra["ops_run_backup_url"] = reverse("admin:ops_backup_run")
         return super().changelist_view(request, extra_context={**(extra_context or {}), **extra})
 
     def run_backup_view(self, request: HttpRequest):

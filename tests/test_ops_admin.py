@@ -123,6 +123,8 @@ def test_view_only_staff_cannot_queue_a_restore_drill(client, db, eager_celery):
     client.force_login(user)
     page = client.get(reverse("admin:ops_backup_changelist"))
     assert page.status_code == 200 and b"queue_restore_drill" not in page.content
+    # Nor is a "Back up now" button offered that would only answer with an error.
+    assert reverse("admin:ops_backup_run").encode() not in page.content
     client.post(
         reverse("admin:ops_backup_changelist"),
         {"action": "queue_restore_drill", "_selected_action": [record.pk]},
