@@ -369,6 +369,23 @@ def test_export_of_a_filtered_changelist_streams_its_rows(client, tmp_path, fmt)
     assert next(r[title] for r in table[1:] if int(r[ids]) == 1) == expected
 
 
+def test_an_xlsx_export_past_the_sheet_size_is_refused_naming_csv(client, tmp_path, monkeypatch):
+    """1.08M comments or 1.5M timesheet rows do not fit in one worksheet (Excel opens the file
+    truncated)."""
+    from tickets.admin import TicketAdmin
+    from tickets.pipeline import import_file
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(i) for i in range(1, 7)]))
+    monkeypatch.setattr(TicketAdmin, "XLSX_MAX_ROWS", 5)
+    client.force_login(make_user("boss", superuser=True))
+    url = reverse("admin:tickets_ticket_export")
+    page = client.post(url, export_form_data(client, url, "xlsx"))
+    assert page.status_code == 200 and not page.streaming
+    assert b"6 rows do not fit in one Excel sheet (5 at most): choose CSV" in page.content
+    monkeypatch.setattr(TicketAdmin, "XLSX_MAX_ROWS", 6)
+    assert len(export_table(client.post(url, export_form_data(client, url, "xlsx")), "xlsx")) == 7
+
+
 def test_export_all_selected_goes_to_the_export_page_of_the_filtered_list(client, tmp_path):
     """ "Select all N" + Export listed every id as a hidden field (109k tickets: a 9 MB page
     after 23 s that Django refused on submit, over DATA_UPLOAD_MAX_NUMBER_FIELDS)."""

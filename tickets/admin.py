@@ -444,6 +444,7 @@ class StreamingExportMixin(ExportActionMixin):
     """
 
     EXPORT_CHUNK = 2000
+    XLSX_MAX_ROWS = 1_048_575  # a worksheet holds 1,048,576 rows, the header included
 
     def _do_file_export(self, file_format, request, queryset, export_form=None):
         if not self.has_export_permission(request):
@@ -475,6 +476,14 @@ class StreamingExportMixin(ExportActionMixin):
         if isinstance(file_format, base_formats.CSV):
             response = csv_streaming_response(headers, rows(), filename, bom=False)
         elif isinstance(file_format, base_formats.XLSX):
+            # Past Excel's sheet size the file opens truncated (1.08M comments, 1.5M
+            # timesheet rows): say so on the export page (import-export shows a ValueError).
+            total = queryset.count()
+            if total > self.XLSX_MAX_ROWS:
+                raise ValueError(
+                    f"{total:,} rows do not fit in one Excel sheet ({self.XLSX_MAX_ROWS:,} at "
+                    "most): choose CSV, or filter the list first."
+                )
             response = xlsx_file_response(
                 headers, rows(), filename, sheet_name=str(self.opts.verbose_name_plural)[:31]
             )
