@@ -288,6 +288,7 @@ def _hybrid(
     population: str = "true",
     day_start: str = "f.day_start",
     day_end: str = "f.day_end",
+    by_team: bool = True,
 ) -> str:
     """CTE `name` over a per-day cube view, exact for any period and team.
 
@@ -306,10 +307,11 @@ def _hybrid(
     )
     upper_start = f"(date_trunc('day', {_TO} AT TIME ZONE {_TZ}) AT TIME ZONE {_TZ})"
     ticket_cols = ", ".join(e for _, e in columns)
-    ticket_where = f"{population} AND {_team('f.team')} AND NOT ({covered_f})"
+    team = _team if by_team else (lambda col: "true")  # by_team=False: every team, always
+    ticket_where = f"{population} AND {team('f.team')} AND NOT ({covered_f})"
     return (
         f"{name} AS (\n  SELECT {', '.join(f'x.{c}' for c, _ in columns)}\n"
-        f"  FROM {cube} x\n  WHERE {_team('x.team')} AND {_covered('x')}\n"
+        f"  FROM {cube} x\n  WHERE {team('x.team')} AND {_covered('x')}\n"
         f"  UNION ALL\n  SELECT {ticket_cols}\n  FROM metric_ticket_facts f\n"
         f"  WHERE {time_col} >= {_FROM} AND {time_col} < least({lower_end}, {_TO})\n"
         f"    AND {ticket_where}\n"
@@ -330,6 +332,10 @@ _CUBE_KEYS = (
 
 #: CTE `c`: ticket counts and sums per creation day x team x category x closed (the cube).
 CUBE_CTE = _hybrid("c", "metric_ticket_cube", _CUBE_KEYS + _CUBE_MEASURES, "f.created_at")
+#: The same for every team whatever the team filter: the denominator of a team's share.
+ALL_TEAMS_CUBE_CTE = _hybrid(
+    "c", "metric_ticket_cube", _CUBE_KEYS + _CUBE_MEASURES, "f.created_at", by_team=False
+)
 
 #: CTE `rc`: closed tickets with a root cause per creation day x team x root cause.
 RC_CUBE_CTE = _hybrid(
@@ -370,6 +376,20 @@ def _cube_share(key: str, order: str) -> str:
         f"  FROM c\n  WHERE c.is_closed AND c.{key} IS NOT NULL\n  GROUP BY c.{key}\n)\n"
         f"SELECT {key}, tickets, {_pct('tickets', 'sum(tickets) OVER ()')} AS pct\n"
         f"FROM p\nORDER BY {order}"
+    )
+
+
+def _team_share() -> str:
+    """Table team, tickets, pct: closed tickets per team, pct of all teams' closed tickets.
+
+    The share is taken over every team even under a team filter, which only picks the rows
+    shown: a team's share of its own tickets would always be 100 % (and judged red).
+    """
+    return (
+        f"WITH {ALL_TEAMS_CUBE_CTE}, p AS (\n  SELECT c.team, sum(c.tickets) AS tickets\n"
+        f"  FROM c\n  WHERE c.is_closed AND c.team IS NOT NULL\n  GROUP BY c.team\n), s AS (\n"
+        f"  SELECT team, tickets, {_pct('tickets', 'sum(tickets) OVER ()')} AS pct\n  FROM p\n)\n"
+        f"SELECT team, tickets, pct\nFROM s\nWHERE {_team('s.team')}\nORDER BY tickets DESC, team"
     )
 
 
@@ -737,8 +757,9 @@ METRICS: tuple[MetricDef, ...] = (
         ("team", "tickets", "pct"),
         # The yellow/red rule is not repeated here: `threshold_rule()` renders it from the
         # thresholds below wherever the description is shown (admin, dashboards).
-        "Closed tickets with a team, per team; pct of all such tickets.",
-        _cube_share("team", "tickets DESC, team"),
+        "Closed tickets with a team, per team; pct of all such tickets (of every team's, "
+        "also when a team is selected).",
+        _team_share(),
         _t("20", "30", False, column="pct"),
     ),
     MetricDef(
