@@ -15,6 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Q
@@ -512,6 +513,39 @@ class StreamingExportMixin(ExportActionMixin):
         return self.get_queryset(request).filter(pk__in=posted).values_list("pk", flat=True)
 
 
+class CachedValuesFilter(admin.AllValuesFieldListFilter):
+    """The distinct values of a column of a big table, kept in the cache until the next load.
+
+    Django's values filter reads the whole column on every page view (timesheet categories:
+    0.7 s over 1.4M rows, comment teams 0.2 s). The cache key carries the newest succeeded
+    import run, so a load that may bring new values is seen at once; edits in the admin are
+    seen within FILTER_CHOICES_TTL_S. Without the cache (Redis down) the column is read.
+    """
+
+    FILTER_CHOICES_TTL_S = 600
+
+    def __init__(self, field, request, params, model, model_admin, field_path) -> None:
+        super().__init__(field, request, params, model, model_admin, field_path)
+        newest = (
+            ImportRun.objects.filter(status=ImportRun.Status.SUCCEEDED, dry_run=False)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        key = f"admin-choices:{model._meta.label_lower}:{field_path}:{newest}"
+        try:
+            choices = cache.get(key)
+        except Exception:  # the cache is a convenience: never a broken page
+            choices = None
+        if choices is None:
+            choices = list(self.lookup_choices)
+            try:
+                cache.set(key, choices, self.FILTER_CHOICES_TTL_S)
+            except Exception:
+                pass
+        self.lookup_choices = choices
+
+
 class IdSearchMixin:
     """Search the big tables the way their indexes can answer.
 
@@ -609,7 +643,11 @@ class WarehouseAdmin(FactsFollowEdits, IdSearchMixin, StreamingExportMixin, admi
 class TicketAdmin(WarehouseAdmin):
     import_entity = "tickets"
     list_display = ("ticket_id", "title", "status", "team", "category", "created_at", "changed_run")
-    list_filter = ("team", "status", "category")
+    list_filter = (
+        ("team", CachedValuesFilter),
+        ("status", CachedValuesFilter),
+        ("category", CachedValuesFilter),
+    )
     search_fields = ("=ticket_id", "=parent_id", "=customer_reference")
     search_help_text = "A ticket id, parent id or customer reference (whole value)."
     date_hierarchy = "created_at"
@@ -641,7 +679,11 @@ class CommentAdmin(WarehouseAdmin):
         "created_at",
         "changed_run",
     )
-    list_filter = ("team", "comment_type", "is_customer_facing")
+    list_filter = (
+        ("team", CachedValuesFilter),
+        ("comment_type", CachedValuesFilter),
+        "is_customer_facing",
+    )
     search_fields = ("=comment_id", "=ticket_id")
     search_help_text = "A comment id or ticket id."
     date_hierarchy = "created_at"
@@ -652,7 +694,7 @@ class CommentAdmin(WarehouseAdmin):
 class TimesheetEntryAdmin(WarehouseAdmin):
     import_entity = "timesheets"
     list_display = ("id", "work_date", "user_full_name", "hours", "ticket_id", "category")
-    list_filter = ("category", "entry_type")
+    list_filter = (("category", CachedValuesFilter), ("entry_type", CachedValuesFilter))
     # TS-Crm ID > 0 is the ticket_id (indexed); crm_id itself has no index.
     search_fields = ("=ticket_id", "username")
     search_help_text = "A ticket id (TS-Crm ID) or part of a username."
