@@ -598,3 +598,20 @@ def test_filter_choices_of_a_big_table_are_read_once_per_load(client, tmp_path):
     import_file(f.write_csv(tmp_path / "b.csv", "tickets", [f.ticket(3, team="Cloud - Mario")]))
     after, read = distinct_queries()
     assert read == 3 and _filter_choices(after, "team") == ["Cloud - Mario", "Cloud - Zelda"]
+
+
+def test_staff_who_may_not_open_import_runs_see_no_run_links_on_tickets(client, tmp_path):
+    from tickets.pipeline import import_file
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(1)]))
+    run = ImportRun.objects.latest("pk")
+    run_url = reverse("admin:tickets_importrun_change", args=[run.pk])
+    changelist = reverse("admin:tickets_ticket_changelist")
+    change = reverse("admin:tickets_ticket_change", args=[1])
+    client.force_login(make_user("tina", "tickets.view_ticket"))
+    listed, shown = (client.get(url) for url in (changelist, change))
+    assert listed.status_code == shown.status_code == 200
+    assert str(run) not in listed.content.decode() and run_url not in shown.content.decode()
+    client.force_login(make_user("ivan", *VIEWER_PERMS))  # may view import runs
+    assert str(run) in client.get(changelist).content.decode()
+    assert run_url in client.get(change).content.decode()

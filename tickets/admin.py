@@ -630,6 +630,20 @@ class WarehouseAdmin(FactsFollowEdits, IdSearchMixin, StreamingExportMixin, admi
     def get_export_resource_classes(self, request: HttpRequest) -> list:
         return [export_resource(self.import_entity)]
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The import-run column only for staff who may open import runs (the link is a 403
+        to everyone else)."""
+        shown = super().get_list_display(request)
+        if request.user.has_perm("tickets.view_importrun"):
+            return shown
+        return tuple(name for name in shown if name != "changed_run")
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        excluded = tuple(super().get_exclude(request, obj) or ())
+        if request.user.has_perm("tickets.view_importrun"):
+            return excluded or None
+        return (*excluded, "inserted_run", "changed_run")
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = dict(extra_context or {})
         if can_import(request):
