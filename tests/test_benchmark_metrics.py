@@ -87,6 +87,17 @@ def test_a_negative_budget_is_refused_not_stored_as_every_metric_over_it(facts):
     assert not BenchmarkRun.objects.exists()
 
 
+def test_a_negative_budget_setting_is_refused_like_the_flag(facts, settings):
+    """The nightly run reads BENCHMARK_BUDGET_MS: a negative one stored a run with every metric
+    'over budget' and failed the task, the bug the --budget-ms check was added for."""
+    from ops.tasks import benchmark_task
+
+    settings.BENCHMARK_BUDGET_MS = -5
+    with pytest.raises(CommandError, match=r"^BENCHMARK_BUDGET_MS -5: must be 0 \(none\) or more"):
+        benchmark_task()
+    assert not BenchmarkRun.objects.exists()
+
+
 def test_the_nightly_benchmark_applies_the_budget_setting(facts, settings):
     """The beat runs benchmark_metrics without --budget-ms: SPEC §9's budget must still apply
     (the run stored no budget, always passed and the Platform dashboard had no budget column)."""
