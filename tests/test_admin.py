@@ -566,16 +566,36 @@ def _filter_choices(response, title: str) -> list[str]:
     return [c["display"] for c in spec.choices(response.context["cl"])][1:]  # after "All"
 
 
-def test_filter_choices_of_a_big_table_are_read_once_per_load(client, tmp_path):
+@pytest.fixture
+def own_cache(settings):
+    """A cache namespace of this test's own: no entry of an earlier run (a fresh test database
+    reuses run ids) and no cache.clear(), which is FLUSHDB on REDIS_URL's database -- the
+    developer's Celery broker queue too."""
+    import uuid
+
+    import redis
+
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    canary = f"test-canary-{uuid.uuid4().hex}"
+    server.set(canary, "1", ex=600)
+    yield
+    try:
+        assert server.exists(canary), "the test emptied REDIS_URL's database"
+    finally:
+        server.delete(canary)
+
+
+def test_filter_choices_of_a_big_table_are_read_once_per_load(client, tmp_path, own_cache):
     """The team filter read the whole column on every page view (0.2-0.7 s at 10x scale): its
     values are cached until the next load, which may bring new ones."""
-    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from tickets.pipeline import import_file
 
-    cache.clear()
     import_file(f.write_csv(tmp_path / "a.csv", "tickets", [f.ticket(1), f.ticket(2)]))
     client.force_login(make_user("boss", superuser=True))
     url = reverse("admin:tickets_ticket_changelist")
