@@ -512,3 +512,78 @@ def test_beat_schedule_names_registered_tasks_and_beat_starts(started, tmp_path:
     )
     time.sleep(1)
     assert proc.poll() is None, log.read_text(errors="replace")
+
+
+def sibling_certificates(out: Path) -> dict[str, Path]:
+    """Two sites' chain files (leaf + intermediate) issued by the same intermediate CA, as a
+    public CA's fullchain.pem comes."""
+    out.mkdir()
+    (out / "int.ext").write_text(
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    )
+    steps = [
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=Root -keyout root.key -out root.crt",
+        "req -newkey rsa:2048 -nodes -subj /CN=Inter -keyout int.key -out int.csr",
+        "x509 -req -in int.csr -CA root.crt -CAkey root.key -CAcreateserial -days 2 "
+        "-extfile int.ext -out int.crt",
+    ]
+    for name in ("a", "b"):
+        (out / f"{name}.ext").write_text(
+            f"subjectAltName=DNS:{name}.example.com\nextendedKeyUsage=serverAuth\n"
+        )
+        steps += [
+            f"req -newkey rsa:2048 -nodes -subj /CN={name}.example.com -keyout {name}.key "
+            f"-out {name}.csr",
+            f"x509 -req -in {name}.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
+            f"-extfile {name}.ext -out {name}.crt",
+        ]
+    for step in steps:
+        subprocess.run(["openssl", *step.split()], cwd=out, check=True, capture_output=True)
+    chains = {}
+    for name in ("a", "b"):
+        chains[name] = out / f"{name}.chain"
+        chains[name].write_text((out / f"{name}.crt").read_text() + (out / "int.crt").read_text())
+    return chains
+
+
+def test_web_healthcheck_refuses_another_leaf_of_the_same_ca(tmp_path: Path) -> None:
+    """With a chain file every certificate in it is trusted, the intermediate too: a server
+    presenting another site's certificate from the same CA passed the check."""
+    import http.server
+    import threading
+
+    chains = sibling_certificates(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chains["b"], tmp_path / "pki" / "b.key")
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/admin/login/"
+
+    def check(cert: Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "TLS_CERT_FILE": str(cert), "DJANGO_ALLOWED_HOSTS": "a.example.com"}
+        return subprocess.run(
+            [sys.executable, str(ROOT / "docker/healthcheck.py"), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    try:
+        assert check(chains["b"]).returncode == 0  # the certificate it serves
+        assert check(tmp_path / "pki" / "b.crt").returncode == 0  # its leaf alone
+        result = check(chains["a"])  # another site's chain from the same intermediate
+        assert result.returncode == 1 and "another certificate" in result.stderr, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
