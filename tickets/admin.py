@@ -10,6 +10,7 @@ import csv
 import tempfile
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 from django import forms
 from django.conf import settings
@@ -415,22 +416,27 @@ class ImportIssueAdmin(admin.ModelAdmin):
 class FactsFollowEdits:
     """Rows the metrics read, edited or deleted here rather than imported: the metric facts
     (which Grafana reads directly) are marked stale in the same transaction, so the beat and
-    the next compute rebuild them instead of serving the old numbers."""
+    the next compute rebuild them instead of serving the old numbers; the cached filter
+    choices are dropped once the change commits."""
+
+    def _changed(self) -> None:
+        mark_derived_stale()
+        transaction.on_commit(CachedValuesFilter.forget)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)  # type: ignore[misc]
-            mark_derived_stale()
+            self._changed()
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with transaction.atomic():
             super().delete_model(request, obj)  # type: ignore[misc]
-            mark_derived_stale()
+            self._changed()
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         with transaction.atomic():
             super().delete_queryset(request, queryset)  # type: ignore[misc]
-            mark_derived_stale()
+            self._changed()
 
 
 class StreamingExportMixin(ExportActionMixin):
@@ -518,11 +524,21 @@ class CachedValuesFilter(admin.AllValuesFieldListFilter):
 
     Django's values filter reads the whole column on every page view (timesheet categories:
     0.7 s over 1.4M rows, comment teams 0.2 s). The cache key carries the newest succeeded
-    import run, so a load that may bring new values is seen at once; edits in the admin are
-    seen within FILTER_CHOICES_TTL_S. Without the cache (Redis down) the column is read.
+    import run and the generation of admin edits (`forget`), so a load or an edit that may
+    change the values is seen at once; other writers (a restore, SQL) within
+    FILTER_CHOICES_TTL_S. Without the cache (Redis down) the column is read.
     """
 
     FILTER_CHOICES_TTL_S = 600
+    EDITS_KEY = "admin-choices:edits"  # bumped by admin edits and deletes: a new generation
+
+    @classmethod
+    def forget(cls) -> None:
+        """Every cached choice list is stale (an admin edit or delete changed some value)."""
+        try:
+            cache.set(cls.EDITS_KEY, uuid4().hex, None)
+        except Exception:
+            pass
 
     def __init__(self, field, request, params, model, model_admin, field_path) -> None:
         super().__init__(field, request, params, model, model_admin, field_path)
@@ -532,15 +548,17 @@ class CachedValuesFilter(admin.AllValuesFieldListFilter):
             .values_list("pk", flat=True)
             .first()
         )
-        key = f"admin-choices:{model._meta.label_lower}:{field_path}:{newest}"
         try:
+            edits = cache.get(self.EDITS_KEY)
+            key = f"admin-choices:{model._meta.label_lower}:{field_path}:{newest}:{edits}"
             choices = cache.get(key)
         except Exception:  # the cache is a convenience: never a broken page
-            choices = None
+            key, choices = "", None
         if choices is None:
             choices = list(self.lookup_choices)
             try:
-                cache.set(key, choices, self.FILTER_CHOICES_TTL_S)
+                if key:
+                    cache.set(key, choices, self.FILTER_CHOICES_TTL_S)
             except Exception:
                 pass
         self.lookup_choices = choices
