@@ -26,10 +26,15 @@ if DEBUG:
 else:
     SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: production must set it
 
-ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else []
-)
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Stripped: "a.example, b.example" in .env must not make " b.example" (never matched).
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
