@@ -713,3 +713,32 @@ def test_count_fields_are_exactly_the_runs_row_counters():
     counters = {f.name for f in ImportRun._meta.get_fields() if f.name.startswith("rows_")}
     assert set(ImportRun.COUNT_FIELDS) == counters
     assert len(ImportRun.COUNT_FIELDS) == len(counters)
+
+
+def test_a_cut_off_csv_does_not_pad_its_last_row_with_empty_fields(tmp_path):
+    """Short rows read as empty trailing fields (Excel leaves out their delimiters), but not
+    the last row of a file that ends inside it: an interrupted upload of a ticket export
+    silently emptied the team, category, closure date and SLA of its last stored ticket."""
+    rows = [f.ticket(i, closed_at="2025-07-05 10:00:00") for i in range(1, 31)]
+    full = tmp_path / "tickets.csv"
+    with full.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(f.headers("tickets"))
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in f._ordered("tickets", row)])
+    assert import_file(full).rows_inserted == 30
+    data = full.read_bytes()
+    cut = tmp_path / "tickets-cut.csv"
+    cut.write_bytes(data[: data.rfind(b"Closed") + len(b"Closed")])  # ends in the last status
+
+    run = import_file(cut)
+    assert (run.rows_read, run.rows_rejected) == (30, 1)
+    issue = ImportIssue.objects.get(run=run)
+    assert issue.row_number == 31 and "the file ends inside this row" in issue.reason
+    last = Ticket.objects.get(ticket_id=30)
+    assert (last.team, last.category, last.sla_met) == ("Cloud - Zelda", "Support Tickets", True)
+    assert last.closed_at is not None
+
+    whole = tmp_path / "tickets-whole.csv"  # the same short row, but a complete line: padded
+    whole.write_bytes(cut.read_bytes() + b"\r\n")
+    assert import_file(whole).rows_rejected == 0

@@ -53,8 +53,22 @@ def read_csv(path: Path) -> RawTable:
         file_name=path.name,
         float_columns=frozenset(),  # every cell is text
     )
-    table.rows = _rows(fh, reader, header_row, len(headers), table, delimiter)
+    table.rows = _rows(
+        fh, reader, header_row, len(headers), table, delimiter, _ends_in_newline(path, utf16)
+    )
     return table
+
+
+def _ends_in_newline(path: Path, utf16: bool) -> bool:
+    """Whether the file's last line is complete: a file cut off (an interrupted upload or copy)
+    ends inside its last row, which then looks like a row short of trailing fields."""
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(fh.tell() - 2, 0))
+        tail = fh.read()
+    if utf16:
+        return tail in (b"\n\x00", b"\r\x00", b"\x00\n", b"\x00\r")
+    return tail.endswith((b"\n", b"\r"))
 
 
 def not_utf8_message(path: Path) -> str:
@@ -94,15 +108,35 @@ def _swallowed_rows(record: list[str], width: int, delimiter: str) -> bool:
     )
 
 
+def _with_line_numbers(reader: Any) -> Iterator[tuple[list[str], int, bool]]:
+    """(record, physical lines read through it, whether it is the file's last record)."""
+    record = next(reader, None)
+    line = reader.line_num
+    while record is not None:
+        try:
+            following = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            yield record, line, False  # the error belongs to the next row: it counts this one
+            raise exc
+        yield record, line, following is None
+        record, line = following, reader.line_num
+
+
 def _rows(
-    fh: Any, reader: Any, header_row: int, width: int, table: RawTable, delimiter: str = ","
+    fh: Any,
+    reader: Any,
+    header_row: int,
+    width: int,
+    table: RawTable,
+    delimiter: str = ",",
+    complete_last_line: bool = True,
 ) -> Iterator[tuple[int, list[Any]]]:
     number = header_row
     line = reader.line_num  # physical lines read so far
     try:
-        for record in reader:
+        for record, last_line, is_last in _with_line_numbers(reader):
             number += 1
-            first_line, line = line + 1, reader.line_num
+            first_line, line = line + 1, last_line
             if not "".join(record).strip():
                 continue
             if len(record) != width:
@@ -120,7 +154,7 @@ def _rows(
                         f"with {len(record)} fields instead of {width}; fix the quoting "
                         "(an unclosed or stray double quote). Nothing was loaded.",
                     )
-                elif len(record) < width:
+                elif len(record) < width and not (is_last and not complete_last_line):
                     # Excel's "Save as CSV" leaves out the delimiters of empty cells at the end
                     # of a row (for whole blocks of rows), as other writers do: those fields
                     # are empty. Rejecting the row would drop it, and in a timesheet window
@@ -131,7 +165,11 @@ def _rows(
                         number,
                         BadRow(
                             f"expected {width} fields, found {len(record)} "
-                            "(unescaped delimiter or truncated line)",
+                            + (
+                                "(the file ends inside this row: it was cut off)"
+                                if len(record) < width
+                                else "(unescaped delimiter or truncated line)"
+                            ),
                             tuple(record),
                         ),
                     )
