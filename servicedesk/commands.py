@@ -16,12 +16,22 @@ from django.db import InterfaceError, OperationalError
 INTERRUPTED = 130
 
 
+#: Words of psycopg's messages when the server cannot be reached or the connection is lost.
+_CONNECTION_WORDS = ("connect", "connection", "terminat", "server closed", "does not exist")
+
+
 def database_error(exc: Exception) -> str:
-    """One line: psycopg's own first line (refused, unknown database, terminated ...)."""
+    """One line: psycopg's own first line (refused, unknown database, terminated ...), with
+    the connection hint only when the connection is what failed (not for a deadlock, a
+    statement timeout or a full disk)."""
     detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    hint = (
+        " Check DATABASE_URL and that PostgreSQL is running and reachable."
+        if isinstance(exc, InterfaceError) or any(w in detail.lower() for w in _CONNECTION_WORDS)
+        else ""
+    )
     return (
-        f"database error: {detail or type(exc).__name__}. Check DATABASE_URL and that "
-        "PostgreSQL is running and reachable (--traceback shows where it failed)"
+        f"database error: {detail or type(exc).__name__}.{hint} (--traceback shows where it failed)"
     )
 
 

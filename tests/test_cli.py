@@ -99,6 +99,20 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_exit_1(tmp_path, args
     assert done.stdout == ""
     assert done.stderr.startswith("CommandError: database error: connection failed"), done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "Check DATABASE_URL" in done.stderr
+
+
+def test_a_database_error_that_is_not_the_connection_gives_no_connection_hint():
+    """A deadlock or a statement timeout is not a wrong DATABASE_URL."""
+    from django.db import OperationalError
+
+    from servicedesk.commands import database_error
+
+    timeout = database_error(OperationalError("canceling statement due to statement timeout"))
+    assert timeout.startswith("database error: canceling statement due to statement timeout.")
+    assert "DATABASE_URL" not in timeout
+    refused = database_error(OperationalError('connection failed: connection to server at "x"'))
+    assert "Check DATABASE_URL" in refused
 
 
 def test_a_failed_import_names_the_file_its_run_and_the_rejected_rows(tmp_path):
