@@ -644,3 +644,22 @@ def test_staff_who_may_not_open_import_runs_see_no_run_links_on_tickets(client, 
     client.force_login(make_user("ivan", *VIEWER_PERMS))  # may view import runs
     assert str(run) in client.get(changelist).content.decode()
     assert run_url in client.get(change).content.decode()
+
+
+def test_staff_who_may_not_open_import_runs_see_no_run_on_roster_rows(client, tmp_path):
+    """Roster rows (and comment quality and sentiment) carry the same lineage as tickets."""
+    from tickets.pipeline import import_file
+
+    import_file(f.write_csv(tmp_path / "t.csv", "tickets", [f.ticket(1)]))
+    run = ImportRun.objects.latest("pk")
+    member = TeamMember.objects.create(
+        username="u1", name="U", email="u@example.com", team="T", inserted_run=run, changed_run=run
+    )
+    change = reverse("admin:tickets_teammember_change", args=[member.pk])
+    run_url = reverse("admin:tickets_importrun_change", args=[run.pk])
+    client.force_login(make_user("tina", "tickets.view_teammember"))
+    shown = client.get(change)
+    assert shown.status_code == 200
+    assert str(run) not in shown.content.decode() and run_url not in shown.content.decode()
+    client.force_login(make_user("ivan", "tickets.view_teammember", "tickets.view_importrun"))
+    assert run_url in client.get(change).content.decode()

@@ -634,7 +634,20 @@ def _whole_number(term: str) -> int | None:
         return None
 
 
-class WarehouseAdmin(FactsFollowEdits, IdSearchMixin, StreamingExportMixin, admin.ModelAdmin):
+class RunLineageForRunViewers:
+    """The inserted_run / changed_run fields of a change form only for staff who may open
+    import runs: everyone else saw the run's name and a link that is a 403."""
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        excluded = tuple(super().get_exclude(request, obj) or ())  # type: ignore[misc]
+        if request.user.has_perm("tickets.view_importrun"):
+            return excluded or None
+        return (*excluded, "inserted_run", "changed_run")
+
+
+class WarehouseAdmin(
+    RunLineageForRunViewers, FactsFollowEdits, IdSearchMixin, StreamingExportMixin, admin.ModelAdmin
+):
     """Big tables: no COUNT(*) of everything, no per-row queries, an Import button."""
 
     import_entity = ""
@@ -655,12 +668,6 @@ class WarehouseAdmin(FactsFollowEdits, IdSearchMixin, StreamingExportMixin, admi
         if request.user.has_perm("tickets.view_importrun"):
             return shown
         return tuple(name for name in shown if name != "changed_run")
-
-    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
-        excluded = tuple(super().get_exclude(request, obj) or ())
-        if request.user.has_perm("tickets.view_importrun"):
-            return excluded or None
-        return (*excluded, "inserted_run", "changed_run")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = dict(extra_context or {})
@@ -735,7 +742,7 @@ class TimesheetEntryAdmin(WarehouseAdmin):
 
 
 @admin.register(CommentQuality)
-class CommentQualityAdmin(FactsFollowEdits, admin.ModelAdmin):
+class CommentQualityAdmin(RunLineageForRunViewers, FactsFollowEdits, admin.ModelAdmin):
     list_display = (
         "comment_key",
         "ticket_id",
@@ -751,7 +758,7 @@ class CommentQualityAdmin(FactsFollowEdits, admin.ModelAdmin):
 
 
 @admin.register(CommentSentiment)
-class CommentSentimentAdmin(admin.ModelAdmin):
+class CommentSentimentAdmin(RunLineageForRunViewers, admin.ModelAdmin):
     list_display = ("comment_key", "ticket_id", "user_name", "team", "sentiment", "confidence")
     list_filter = ("team", "sentiment")
     search_fields = ("=comment_key", "=ticket_id")
@@ -760,7 +767,7 @@ class CommentSentimentAdmin(admin.ModelAdmin):
 
 
 @admin.register(TeamMember)
-class TeamMemberAdmin(ImportExportModelAdmin):
+class TeamMemberAdmin(RunLineageForRunViewers, ImportExportModelAdmin):
     resource_classes = [RosterResource]
     list_display = ("username", "name", "email", "team")
     list_filter = ("team",)
