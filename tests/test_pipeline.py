@@ -742,3 +742,46 @@ def test_a_cut_off_csv_does_not_pad_its_last_row_with_empty_fields(tmp_path):
     whole = tmp_path / "tickets-whole.csv"  # the same short row, but a complete line: padded
     whole.write_bytes(cut.read_bytes() + b"\r\n")
     assert import_file(whole).rows_rejected == 0
+
+
+def test_a_csv_cut_off_inside_a_quoted_last_field_is_not_loaded_as_cut(tmp_path):
+    """Python's csv closes a quote left open at the end of the file: a full-width last row cut
+    in the middle of its text would load the cut text over the stored one."""
+    rows = [f.ticket(i, title=f"Full title of ticket {i}") for i in range(1, 41)]
+    rows[-1]["title"] = "Disk full, again"  # quoted by the writer (it holds the delimiter)
+    headers = f.headers("tickets")
+    title_last = tmp_path / "ordered.csv"
+    with title_last.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        order = [h for h in headers if h != "TKT-Title"] + ["TKT-Title"]
+        writer.writerow(order)
+        for row in rows:
+            values = dict(zip(headers, f._ordered("tickets", row), strict=True))
+            writer.writerow(["" if values[h] is None else values[h] for h in order])
+    assert import_file(title_last).rows_inserted == 40
+    data = title_last.read_bytes()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(data[: data.rfind(b"Disk full") + len(b"Disk fu")])
+
+    run = import_file(cut)
+    assert (run.rows_read, run.rows_rejected, run.rows_unchanged) == (40, 1, 39)
+    assert "ends inside a quoted field" in ImportIssue.objects.get(run=run).reason
+    assert Ticket.objects.get(ticket_id=40).title == "Disk full, again"
+    closed = tmp_path / "closed.csv"  # a complete last field without a final newline loads
+    closed.write_bytes(data.rstrip(b"\r\n"))
+    assert import_file(closed).rows_rejected == 0
+
+
+def test_a_utf16_file_cut_after_a_character_ending_in_a_newline_byte_is_still_cut(tmp_path):
+    """U+0D00 is 00 0D in UTF-16-LE: its last byte pair is not a line end in that byte order,
+    so the short last row is a cut-off one, not padded."""
+    from tickets.readers.base import BadRow
+    from tickets.readers.csv import read_csv
+
+    path = tmp_path / "t.csv"
+    text = "\ufeff" + ",".join(f.headers("tickets")[:3]) + "\r\n1,2,3\r\n4,Ti\u0d00"
+    path.write_bytes(text.encode("utf-16-le"))
+    last = list(read_csv(path).rows)[-1][1]
+    assert isinstance(last, BadRow) and "cut off" in last.reason
+    path.write_bytes((text + "\r\n").encode("utf-16-le"))  # complete: padded as Excel's rows
+    assert list(read_csv(path).rows)[-1][1] == ["4", "Ti\u0d00", ""]

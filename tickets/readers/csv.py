@@ -5,6 +5,7 @@ trailing cells) reads them as empty."""
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,12 +64,28 @@ def _ends_in_newline(path: Path, utf16: bool) -> bool:
     """Whether the file's last line is complete: a file cut off (an interrupted upload or copy)
     ends inside its last row, which then looks like a row short of trailing fields."""
     with path.open("rb") as fh:
+        bom = fh.read(2)
         fh.seek(0, 2)
         fh.seek(max(fh.tell() - 2, 0))
         tail = fh.read()
-    if utf16:
-        return tail in (b"\n\x00", b"\r\x00", b"\x00\n", b"\x00\r")
+    if utf16:  # one code unit, in the byte order the BOM gives (U+0D00 is not a line end)
+        return tail in ((b"\n\x00", b"\r\x00") if bom == b"\xff\xfe" else (b"\x00\n", b"\x00\r"))
     return tail.endswith((b"\n", b"\r"))
+
+
+def _ends_inside_quotes(fh: Any, first_line: int, delimiter: str) -> bool:
+    """Whether the record starting at physical line `first_line` runs into the end of the file
+    inside a quoted field: Python's csv closes such a field without a word, so a file cut off
+    in the middle of its last text would load the cut text. Read again from that line, strictly.
+    """
+    with open(fh.name, encoding=fh.encoding, newline="") as again:
+        rest = itertools.islice(again, first_line - 1, None)
+        try:
+            for _ in csv.reader(rest, delimiter=delimiter, strict=True):
+                pass
+        except csv.Error:
+            return True
+    return False
 
 
 def not_utf8_message(path: Path) -> str:
@@ -174,6 +191,19 @@ def _rows(
                         ),
                     )
                     continue
+            if (
+                is_last
+                and not complete_last_line
+                and _ends_inside_quotes(fh, first_line, delimiter)
+            ):
+                yield (
+                    number,
+                    BadRow(
+                        "the file ends inside a quoted field of this row: it was cut off",
+                        tuple(record),
+                    ),
+                )
+                continue
             yield number, record
     except UnicodeDecodeError:
         raise SourceError(table.file_name, not_utf8_message(Path(fh.name))) from None
