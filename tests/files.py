@@ -43,8 +43,15 @@ def write_xlsx(
     return path
 
 
-def write_csv(path: Path, entity: str, rows: list[dict[str, Any]], bom: bool = True) -> Path:
-    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+def write_csv(
+    path: Path,
+    entity: str,
+    rows: list[dict[str, Any]],
+    bom: bool = True,
+    encoding: str | None = None,
+) -> Path:
+    """As the export writes it; `encoding` (e.g. cp1252, Excel's plain CSV) overrides UTF-8."""
+    with path.open("w", encoding=encoding or ("utf-8-sig" if bom else "utf-8"), newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(headers(entity))
         for row in rows:

@@ -206,27 +206,20 @@ def certs(tmp_path_factory) -> Path:
     return out
 
 
+def run_here(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A service's command run in the project directory with that service's environment."""
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_check_deploy_passes_with_the_compose_environment() -> None:
     env = process_env(container_env("web", rendered_env()))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_here(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # Without the secret key, production settings refuse to start.
     env.pop("DJANGO_SECRET_KEY")
-    failed = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    failed = run_here([sys.executable, "manage.py", "check"], env)
     assert failed.returncode != 0 and "DJANGO_SECRET_KEY" in failed.stderr
 
 
@@ -255,14 +248,7 @@ def test_init_builds_the_dashboards_for_the_deployed_time_zone_where_grafana_rea
     # The same command, with the environment compose gives init and another TIME_ZONE.
     env = container_env("init", {**rendered_env(), "TIME_ZONE": "Australia/Perth"})
     env = process_env({**env, "GRAFANA_DASHBOARDS_DIR": str(tmp_path)})
-    result = subprocess.run(
-        ["sh", "-c", command.replace("python", sys.executable, 1)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_here(["sh", "-c", command.replace("python", sys.executable, 1)], env)
     assert result.returncode == 0, result.stdout + result.stderr
     built = sorted(tmp_path.glob("*.json"))
     assert [p.name for p in built] == sorted(
@@ -275,6 +261,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def local_service_env(service: str, **extra: str) -> dict[str, str]:
@@ -353,14 +347,7 @@ def test_gunicorn_serves_the_admin_over_tls(certs: Path, started, tmp_path: Path
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
 
-    def up() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    wait_for(up, 60, proc, log)
+    wait_for(lambda: listening(port), 60, proc, log)
     with urllib.request.urlopen(url, context=unverified, timeout=30) as response:
         body = response.read().decode()
         assert response.status == 200
@@ -418,13 +405,6 @@ def test_web_healthcheck_passes_with_the_sites_own_host_and_certificate(
     gunicorn = [str(BIN / "gunicorn"), "--config", "docker/gunicorn.conf.py"]
     proc = spawn(started, [*gunicorn, "servicedesk.wsgi:application"], env, log)
 
-    def up() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-
     def check(cert: Path) -> subprocess.CompletedProcess[str]:
         url = f"https://127.0.0.1:{port}/admin/login/"
         return subprocess.run(
@@ -435,7 +415,7 @@ def test_web_healthcheck_passes_with_the_sites_own_host_and_certificate(
             timeout=60,
         )
 
-    wait_for(up, 60, proc, log)
+    wait_for(lambda: listening(port), 60, proc, log)
     result = check(chain)
     assert result.returncode == 0, result.stderr
     assert check(chain.parent / "leaf.crt").returncode == 0  # the leaf alone is trusted too

@@ -461,12 +461,7 @@ def test_a_windows_1252_csv_is_refused_naming_the_line_that_is_not_utf8(tmp_path
     row thousands of lines earlier (the text layer decodes ahead of the parser)."""
     rows = [f.ticket(i) for i in range(1, 3001)]
     rows[2499]["title"] = "Café – migration"
-    path = tmp_path / "tickets.csv"
-    with path.open("w", encoding="cp1252", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(f.headers("tickets"))
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in f._ordered("tickets", row)])
+    path = f.write_csv(tmp_path / "tickets.csv", "tickets", rows, encoding="cp1252")
     before = snapshot()
     with pytest.raises(ImportFailed) as failure:
         import_file(path)
@@ -720,12 +715,7 @@ def test_a_cut_off_csv_does_not_pad_its_last_row_with_empty_fields(tmp_path):
     the last row of a file that ends inside it: an interrupted upload of a ticket export
     silently emptied the team, category, closure date and SLA of its last stored ticket."""
     rows = [f.ticket(i, closed_at="2025-07-05 10:00:00") for i in range(1, 31)]
-    full = tmp_path / "tickets.csv"
-    with full.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(f.headers("tickets"))
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in f._ordered("tickets", row)])
+    full = f.write_csv(tmp_path / "tickets.csv", "tickets", rows, bom=False)
     assert import_file(full).rows_inserted == 30
     data = full.read_bytes()
     cut = tmp_path / "tickets-cut.csv"
