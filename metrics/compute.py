@@ -73,10 +73,11 @@ def run_metric(metric: MetricDef, sql_params: dict[str, Any], using: str = "defa
 
 
 def resolve(metric_ids: Iterable[str] | None) -> list[MetricDef]:
-    """Registry metrics by id or slug; all of the 23 when none are given."""
+    """Registry metrics by id or slug, each once in the order first named; all of the 23 when
+    none are given."""
     if not metric_ids:
         return list(CORE_METRICS)
-    return [get_metric(key) for key in metric_ids]
+    return list(dict.fromkeys(get_metric(key) for key in metric_ids))
 
 
 def compute(

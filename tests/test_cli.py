@@ -179,3 +179,10 @@ def test_generate_demo_data_draws_no_bar_into_redirected_stderr(tmp_path, monkey
     monkeypatch.setattr(sys, "stderr", _Terminal())
     call_command("generate_demo_data", *args, stdout=io.StringIO())
     assert "rows" in sys.stderr.getvalue()  # a terminal still gets its progress bar
+
+
+def test_migrate_legacy_refuses_fewer_than_one_worker(tmp_path):
+    """--workers 0 was silently replaced by LEGACY_LOAD_WORKERS."""
+    path = f.write_legacy(tmp_path / "l.sqlite3", {"tickets": [f.ticket(1)]})
+    with pytest.raises(CommandError, match="--workers 0: must be 1 or more"):
+        call_command("migrate_legacy", str(path), "--workers", "0")

@@ -516,6 +516,11 @@ def test_compute_metrics_filters_and_ids(known_db):
     out = StringIO()
     call_command("compute_metrics", "--team", "Beta", "--metric", "1.1", stdout=out)
     assert "100.0" in out.getvalue() and "On target" in out.getvalue()
+    out = StringIO()  # the same metric named twice (id and slug) is computed and shown once
+    call_command(
+        "compute_metrics", "--metric", "1.1", "--metric", "sla_compliance_rate", stdout=out
+    )
+    assert out.getvalue().count("SLA compliance") == 1
 
 
 def test_compute_metrics_human_output_has_text_status(known_db):

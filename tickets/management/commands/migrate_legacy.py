@@ -39,6 +39,8 @@ class Command(commands.Command):
         )
 
     def handle(self, *args, **options):
+        if options["workers"] is not None and options["workers"] < 1:
+            raise CommandError(f"--workers {options['workers']}: must be 1 or more")
         bars = Bars()
         try:
             report = migrate_legacy(
