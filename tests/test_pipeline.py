@@ -775,3 +775,30 @@ def test_a_utf16_file_cut_after_a_character_ending_in_a_newline_byte_is_still_cu
     assert isinstance(last, BadRow) and "cut off" in last.reason
     path.write_bytes((text + "\r\n").encode("utf-16-le"))  # complete: padded as Excel's rows
     assert list(read_csv(path).rows)[-1][1] == ["4", "Ti\u0d00", ""]
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r", b"\r\n"])
+def test_a_csv_cut_at_a_line_end_inside_a_quoted_last_field_is_still_cut(tmp_path, line_end):
+    """A copy cut right after a line break of a multi-line text ends in a line end, yet inside
+    the quote: Python's csv closed it and the cut text (short rows padded) loaded."""
+    from tickets.readers.base import BadRow
+    from tickets.readers.csv import read_csv
+
+    path = tmp_path / "t.csv"
+    for last in (b'2,b,"first line', b'2,"first line'):
+        path.write_bytes(b"id,title,team\r\n1,a,T\r\n" + last + line_end)
+        rows = list(read_csv(path).rows)
+        assert rows[0] == (2, ["1", "a", "T"])
+        assert isinstance(rows[-1][1], BadRow) and "cut off" in rows[-1][1].reason
+    path.write_bytes(b'id,title,team\r\n1,a,T\r\n2,b,"first line' + line_end + b'"\r\n')
+    assert list(read_csv(path).rows)[-1] == (3, ["2", "b", "first line" + line_end.decode()])
+
+
+def test_a_stray_quote_in_the_last_row_is_not_taken_for_a_cut_off_file(tmp_path):
+    """The strict re-read of the last row also refuses a stray quote, which the lenient reader
+    loads on any other row: only the end of the file inside a quote means it was cut."""
+    from tickets.readers.csv import read_csv
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'id,title\r\n1,"5" screen\r\n2,"5" screen')
+    assert [r for _, r in read_csv(path).rows] == [["1", "5 screen"], ["2", "5 screen"]]

@@ -83,8 +83,10 @@ def _ends_inside_quotes(fh: Any, first_line: int, delimiter: str) -> bool:
         try:
             for _ in csv.reader(rest, delimiter=delimiter, strict=True):
                 pass
-        except csv.Error:
-            return True
+        except csv.Error as exc:
+            # Only the end of the file inside a quote: strict mode also refuses a stray quote
+            # (`"5" inch`), which the lenient reader loads anywhere else in the file.
+            return "unexpected end of data" in str(exc)
     return False
 
 
@@ -156,6 +158,14 @@ def _rows(
             first_line, line = line + 1, last_line
             if not "".join(record).strip():
                 continue
+            # A cut-off last row: the file does not end in a line end, or it ends in one that
+            # a quoted field left open swallowed (a copy cut at a line end inside the text).
+            cut_in_quotes = (
+                is_last
+                and (not complete_last_line or record[-1].endswith(("\n", "\r")))
+                and _ends_inside_quotes(fh, first_line, delimiter)
+            )
+            cut_off = is_last and (not complete_last_line or cut_in_quotes)
             if len(record) != width:
                 extra = record[width:]
                 if len(record) > width and not any(cell.strip() for cell in extra):
@@ -171,7 +181,7 @@ def _rows(
                         f"with {len(record)} fields instead of {width}; fix the quoting "
                         "(an unclosed or stray double quote). Nothing was loaded.",
                     )
-                elif len(record) < width and not (is_last and not complete_last_line):
+                elif len(record) < width and not cut_off:
                     # Excel's "Save as CSV" leaves out the delimiters of empty cells at the end
                     # of a row (for whole blocks of rows), as other writers do: those fields
                     # are empty. Rejecting the row would drop it, and in a timesheet window
@@ -191,11 +201,7 @@ def _rows(
                         ),
                     )
                     continue
-            if (
-                is_last
-                and not complete_last_line
-                and _ends_inside_quotes(fh, first_line, delimiter)
-            ):
+            if cut_in_quotes:
                 yield (
                     number,
                     BadRow(
