@@ -565,6 +565,23 @@ def platform_panel(query: PlatformQuery, kind: str) -> dict[str, Any]:
 # --- Platform queries (over the platform_* views) ---------------------------------------------
 
 #: Stats show timestamps as epoch milliseconds (unit dateTimeAsIso): a stat reduces numbers.
+#: The import-run table's columns after its time: what the run was, the counters a user reads
+#: (superseded duplicates are in the run's report, not here), its window, duration and error.
+_IMPORT_RUN_COUNTERS = ("read", "inserted", "updated", "unchanged", "deleted", "rejected", "warned")
+_IMPORT_RUN_COLUMNS = (
+    "entity",
+    "source_kind",
+    "file_name",
+    "status",
+    "dry_run",
+    *(f"rows_{counter}" for counter in _IMPORT_RUN_COUNTERS),
+    "window_start",
+    "window_end",
+    "duration_s",
+    "error_summary",
+)
+
+
 PLATFORM: dict[str, PlatformQuery] = {
     "last_import": PlatformQuery(
         "Last successful import",
@@ -606,30 +623,10 @@ PLATFORM: dict[str, PlatformQuery] = {
         "Import runs",
         "What was imported when: rows read, inserted, updated, unchanged, deleted, rejected "
         "and warned, data window and duration (latest 100 in the period).",
-        "SELECT at AS time, entity, source_kind, file_name, status, dry_run, rows_read,\n"
-        "       rows_inserted, rows_updated, rows_unchanged, rows_deleted, rows_rejected,\n"
-        "       rows_warned, window_start, window_end, duration_s, error_summary\n"
+        f"SELECT at AS time, {', '.join(_IMPORT_RUN_COLUMNS)}\n"
         "FROM platform_import_runs\nWHERE $__timeFilter(at)\nORDER BY at DESC, id DESC\n"
         "LIMIT 100",
-        (
-            "time",
-            "entity",
-            "source_kind",
-            "file_name",
-            "status",
-            "dry_run",
-            "rows_read",
-            "rows_inserted",
-            "rows_updated",
-            "rows_unchanged",
-            "rows_deleted",
-            "rows_rejected",
-            "rows_warned",
-            "window_start",
-            "window_end",
-            "duration_s",
-            "error_summary",
-        ),
+        ("time", *_IMPORT_RUN_COLUMNS),
         units=(("duration_s", "s"),),
         states=("status",),
     ),
