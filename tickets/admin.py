@@ -540,24 +540,36 @@ class CachedValuesFilter(admin.AllValuesFieldListFilter):
         except Exception:
             pass
 
+    @classmethod
+    def _generation(cls, request: HttpRequest) -> str | None:
+        """The newest succeeded load and the edits generation, read once per page view (a list
+        has several such filters); None when the cache cannot be read."""
+        if not hasattr(request, "_choices_generation"):
+            newest = (
+                ImportRun.objects.filter(status=ImportRun.Status.SUCCEEDED, dry_run=False)
+                .order_by("-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            try:
+                request._choices_generation = f"{newest}:{cache.get(cls.EDITS_KEY)}"
+            except Exception:  # the cache is a convenience: never a broken page
+                request._choices_generation = None
+        return request._choices_generation
+
     def __init__(self, field, request, params, model, model_admin, field_path) -> None:
         super().__init__(field, request, params, model, model_admin, field_path)
-        newest = (
-            ImportRun.objects.filter(status=ImportRun.Status.SUCCEEDED, dry_run=False)
-            .order_by("-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
+        generation = self._generation(request)
+        key = f"admin-choices:{model._meta.label_lower}:{field_path}:{generation}"
+        choices = None
         try:
-            edits = cache.get(self.EDITS_KEY)
-            key = f"admin-choices:{model._meta.label_lower}:{field_path}:{newest}:{edits}"
-            choices = cache.get(key)
-        except Exception:  # the cache is a convenience: never a broken page
-            key, choices = "", None
+            choices = cache.get(key) if generation else None
+        except Exception:
+            generation = None
         if choices is None:
             choices = list(self.lookup_choices)
             try:
-                if key:
+                if generation:
                     cache.set(key, choices, self.FILTER_CHOICES_TTL_S)
             except Exception:
                 pass
