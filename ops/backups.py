@@ -639,8 +639,11 @@ def _restore_catalog(catalog: dict[type, list[dict[str, Any]]]) -> None:
             rows = catalog[model]
             model.objects.bulk_create(model(**row) for row in rows)
             if stamped:  # bulk_create stamps auto_now_add fields with "now": put them back
-                for row in rows:
-                    model.objects.filter(pk=row["id"]).update(**{stamped: row[stamped]})
+                model.objects.bulk_update(
+                    [model(id=row["id"], **{stamped: row[stamped]}) for row in rows],
+                    [stamped],
+                    batch_size=1000,
+                )
         conn = connections["default"]
         with conn.cursor() as cur:
             for sql in conn.ops.sequence_reset_sql(no_style(), [m for m, _ in models]):
