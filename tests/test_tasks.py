@@ -151,6 +151,9 @@ def test_progress_snapshot_reports_rows_and_eta():
         False,
     )
     assert 19 <= snap["eta_s"] <= 22  # 200 rows left at 10 rows/s
+    run.progress_rows = 330  # past an estimated total (an XLSX without <dimension>)
+    snap = imports.progress_snapshot(run)
+    assert (snap["percent"], snap["eta_s"]) == (100.0, None)
     run.status, run.error_summary = "failed", "boom"
     snap = imports.progress_snapshot(run)
     assert snap["finished"] and snap["eta_s"] is None and snap["error_summary"] == "boom"

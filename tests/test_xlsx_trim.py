@@ -13,7 +13,7 @@ import pytest
 import python_calamine
 
 from tests import files as f
-from tickets.readers import xlsx_trim
+from tickets.readers import xlsx_slices, xlsx_trim
 from tickets.readers.base import SourceError
 from tickets.readers.xlsx import read_xlsx
 
@@ -100,9 +100,19 @@ def test_empty_shared_strings_count_as_empty_cells(tmp_path):
 
 def test_a_copy_that_fails_half_way_leaves_no_temporary_file(tmp_path, monkeypatch):
     """A full disk (or Ctrl-C) while the trimmed copy is written: the import is refused and the
-    half-written copy (as big as the upload) is removed, not left in the temp directory."""
-    plain = f.write_xlsx(tmp_path / "plain.xlsx", "tickets", [f.ticket(1)])
-    padded = _pad_first_row(plain, tmp_path / "padded.xlsx", EMPTY_INLINE * 100)
+    half-written copy (as big as the upload) is removed, not left in the temp directory.
+
+    A workbook of two sheets: one of a single sheet is trimmed slice by slice instead
+    (tests/test_xlsx_slices.py), without a copy."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(f.headers("tickets"))
+    workbook.active.append(f._ordered("tickets", f.ticket(1)))
+    workbook.create_sheet("Notes").append(["a note"])
+    workbook.save(tmp_path / "plain.xlsx")
+    padded = _pad_first_row(tmp_path / "plain.xlsx", tmp_path / "padded.xlsx", EMPTY_INLINE * 100)
+    assert xlsx_slices.plan(padded) is None
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(xlsx_trim.tempfile, "tempdir", str(scratch))

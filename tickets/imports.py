@@ -529,7 +529,8 @@ def progress_snapshot(run: ImportRun) -> dict[str, Any]:
         "dry_run": run.dry_run,
         "done": done,
         "total": total,
-        "percent": round(100 * done / total, 1) if total else None,
+        # The total of an XLSX without <dimension> is an estimate: never past 100 %.
+        "percent": min(round(100 * done / total, 1), 100.0) if total else None,
         "eta_s": eta,
         "finished": run.status not in ACTIVE,
         "error_summary": run.error_summary,

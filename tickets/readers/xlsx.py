@@ -6,10 +6,8 @@ clear message instead of exhausting memory or failing deep inside the parser.
 
 from __future__ import annotations
 
-import html
-import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,10 @@ import python_calamine
 from django.conf import settings
 
 from tickets.columns import detect_entity, normalise_header
+from tickets.readers import xlsx_slices
 from tickets.readers.base import RawTable, SourceError
 from tickets.readers.xlsx_trim import without_trailing_empty_cells
+from tickets.readers.xlsx_xml import CHUNK, collect_errors, sheet_members
 
 # A real sheet compresses 5-20x; far beyond this ratio the archive is crafted.
 MAX_COMPRESSION_RATIO = 200
@@ -55,45 +55,6 @@ def check_archive(path: Path) -> None:
                 )
 
 
-_TAG = {name: re.compile(rb"<" + name + rb"\b[^>]*>") for name in (b"sheet", b"Relationship")}
-_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
-_CELL_REF = re.compile(rb"([A-Z]+)([0-9]+)")
-_VALUE = re.compile(rb"<v>([^<]*)</v>")
-CHUNK = 4 << 20
-
-
-def _column_index(letters: bytes) -> int:
-    index = 0
-    for ch in letters:
-        index = index * 26 + (ch - 64)
-    return index - 1
-
-
-def _tags(xml: bytes, name: bytes) -> list[dict[bytes, bytes]]:
-    return [dict(_ATTR.findall(m.group(0))) for m in _TAG[name].finditer(xml)]
-
-
-def _collect_errors(data: bytes, end: int, first_column: int, found: dict) -> None:
-    """Find error cells with C-speed `bytes.find`, then parse only those few cells (their
-    attributes in any order)."""
-    at = data.find(b't="e"', 0, end)
-    while at != -1:
-        start = data.rfind(b"<c ", 0, at)
-        stop = data.find(b"</c>", at, end)
-        if start == -1 or stop == -1:
-            break
-        tag_end = data.find(b">", start, stop)
-        attrs = dict(_ATTR.findall(data[start:tag_end]))
-        ref = _CELL_REF.fullmatch(attrs.get(b"r", b""))
-        value = _VALUE.search(data, tag_end, stop)
-        if attrs.get(b"t") == b"e" and ref and value:
-            col, row = ref.groups()
-            found.setdefault(int(row), []).append(
-                (_column_index(col) - first_column, value.group(1).decode(errors="replace"))
-            )
-        at = data.find(b't="e"', stop, end)
-
-
 def error_cells(path: Path, sheet_name: str, first_column: int) -> dict[int, list]:
     """Row -> [(column, error text)] of the sheet's error cells, which calamine reports as empty.
 
@@ -103,23 +64,7 @@ def error_cells(path: Path, sheet_name: str, first_column: int) -> dict[int, lis
     A streaming regex scan of the sheet XML: cheap, and only error cells are kept.
     """
     with zipfile.ZipFile(path) as zf:
-        sheets = {
-            html.unescape(a.get(b"name", b"").decode()): a.get(b"r:id")
-            for a in _tags(zf.read("xl/workbook.xml"), b"sheet")
-        }
-        rels_name = "xl/_rels/workbook.xml.rels"
-        rels = (
-            {
-                a.get(b"Id"): a.get(b"Target", b"")
-                for a in _tags(zf.read(rels_name), b"Relationship")
-            }
-            if rels_name in zf.namelist()
-            else {}
-        )
-        target = rels.get(sheets.get(sheet_name), b"").decode().lstrip("/")
-        if not target:
-            return {}
-        member = target if target.startswith("xl/") else f"xl/{target}"
+        member = dict(sheet_members(zf)).get(sheet_name, "")
         if member not in zf.namelist():
             return {}
         found: dict[int, list] = {}
@@ -128,7 +73,7 @@ def error_cells(path: Path, sheet_name: str, first_column: int) -> dict[int, lis
             while chunk := fh.read(CHUNK):
                 data = tail + chunk
                 cut = data.rfind(b"</c>") + 4 if b"</c>" in data else 0
-                _collect_errors(data, cut, first_column, found)
+                collect_errors(data, cut, first_column, found)
                 tail = data[cut:]
         return found
 
@@ -141,8 +86,18 @@ def _first_nonempty(rows: Iterator[list[Any]]) -> tuple[int, list[Any]] | None:
 
 
 def read_xlsx(path: Path) -> RawTable:
-    """The first sheet whose header row matches an entity (else the first sheet)."""
+    """The first sheet whose header row matches an entity (else the first sheet).
+
+    A one-sheet workbook (every export) is read in slices parsed on a worker thread, so the
+    caller types and loads rows while the rest of the sheet is parsed; others are read whole.
+    """
     check_archive(path)
+    try:
+        sliced = xlsx_slices.plan(path)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
+    if sliced is not None:
+        return _read_sliced(path, sliced)
     try:
         trimmed = without_trailing_empty_cells(path)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -184,16 +139,10 @@ def _read_workbook(path: Path, parsed: Path) -> RawTable:
     # calamine yields rows from the sheet's first row (empty ones above the used range
     # included), so row numbers are the sheet's own; columns start at the used range.
     first_row, first_column = sheet.start or (0, 0)
-    headers = [normalise_header(h) and str(h).strip() for h in header]
-    while headers and not headers[-1]:
-        headers.pop()
+    headers = _headers(header)
     total = max(first_row + sheet.height - header_number, 0)
     if total > settings.IMPORT_MAX_ROWS:
-        raise SourceError(
-            path.name,
-            f"sheet {name!r} has {total} rows, over the {settings.IMPORT_MAX_ROWS} row limit "
-            "(IMPORT_MAX_ROWS)",
-        )
+        raise SourceError(path.name, _too_many_rows(name, total))
     return RawTable(
         name=name,
         headers=headers,
@@ -201,6 +150,93 @@ def _read_workbook(path: Path, parsed: Path) -> RawTable:
         total=total,
         file_name=path.name,
     )
+
+
+def _headers(header: list[Any]) -> list[str]:
+    headers = [normalise_header(h) and str(h).strip() for h in header]
+    while headers and not headers[-1]:
+        headers.pop()
+    return headers
+
+
+def _too_many_rows(sheet: str, total: int) -> str:
+    return (
+        f"sheet {sheet!r} has {total} rows, over the {settings.IMPORT_MAX_ROWS} row limit "
+        "(IMPORT_MAX_ROWS)"
+    )
+
+
+def _read_sliced(path: Path, plan: xlsx_slices.Plan) -> RawTable:
+    """The one sheet, slice by slice: the header is the first row with a value in it."""
+    slices = xlsx_slices.read_slices(path, plan)
+    try:
+        for first in slices:
+            rows = first.rows()
+            for offset, row in enumerate(rows):
+                if any(cell not in ("", None) for cell in row):
+                    header_number = first.first_row + offset
+                    header = [""] * first.first_column + row
+                    break
+            else:
+                continue
+            break
+        else:
+            raise SourceError(path.name, "the workbook has no data (every sheet is empty)")
+    except BaseException:
+        slices.close()
+        raise
+    if plan.last_row is not None:
+        total = max(plan.last_row - header_number, 0)
+    else:  # no <dimension>: estimated from the first slice's rows per byte of XML
+        rows_in_sheet = len(rows) * plan.sheet_bytes / max(first.xml_bytes, 1)
+        total = max(round(rows_in_sheet) - (header_number - first.first_row + 1), 0)
+    headers = _headers(header)
+    return RawTable(
+        name=plan.sheet_name,
+        headers=headers,
+        rows=_sliced_rows(
+            path.name, plan.sheet_name, (first, rows), slices, header_number, len(headers)
+        ),
+        total=total,
+        file_name=path.name,
+    )
+
+
+def _sliced_rows(
+    file_name: str,
+    sheet: str,
+    first: tuple[xlsx_slices.Slice, list[list[Any]]],
+    rest: Generator[xlsx_slices.Slice, None, None],
+    header_number: int,
+    width: int,
+) -> Iterator[tuple[int, list]]:
+    """The rows after the header, from column A and as wide as the header, as `_rows` gives.
+
+    Stopping early (or failing) stops the slices' worker at once, rather than whenever this
+    generator is collected (an exception's traceback can keep it for a long time)."""
+    limit = settings.IMPORT_MAX_ROWS
+    part, rows = first
+    try:
+        while part is not None:
+            pad = [""] * part.first_column
+            for offset, row in enumerate(rows):
+                number = part.first_row + offset
+                if number <= header_number:
+                    continue
+                values = (pad + row)[:width] if pad else row[:width]
+                if len(values) < width:
+                    values += [""] * (width - len(values))
+                for col, text in part.errors.get(number, ()):
+                    if 0 <= col < width:
+                        values[col] = text
+                if values.count("") + values.count(None) < width:
+                    if number - header_number > limit:
+                        raise SourceError(file_name, _too_many_rows(sheet, number - header_number))
+                    yield number, values
+            part = next(rest, None)
+            rows = part.rows() if part is not None else []
+    finally:
+        rest.close()
 
 
 def _rows(

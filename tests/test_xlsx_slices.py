@@ -1,0 +1,212 @@
+"""A one-sheet export is read in slices parsed on a worker thread (flat memory, parsing beside
+the load). Every slice must read exactly as the whole sheet does: same values, row numbers,
+columns and error cells, whatever the writer (shared or inline strings, rows with or without
+`r`, a table away from A1, padded rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import re
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests import files as f
+from tickets.models import ImportRun, Ticket
+from tickets.pipeline import ImportFailed, import_file
+from tickets.readers import xlsx, xlsx_slices
+from tickets.readers.base import SourceError
+
+TINY = 2048  # bytes of sheet XML per slice: every test file is cut into many slices
+
+
+@pytest.fixture
+def tiny_slices(monkeypatch):
+    monkeypatch.setattr(xlsx_slices, "SLICE_BYTES", TINY)
+
+
+def _rewrite_sheet(path: Path, out: Path, change) -> Path:
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if re.fullmatch(r"xl/worksheets/[^/]+\.xml", info.filename):
+                data = change(data)
+            dst.writestr(info.filename, data)
+    return out
+
+
+def _varied_workbook(path: Path, first_row: int = 1, first_column: int = 1) -> Path:
+    """Shared strings, dates, times, floats, booleans, an error cell, gaps and a blank row."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Export"
+    rows = [f.headers("tickets")]
+    for n in range(1, 120):
+        row = f._ordered("tickets", f.ticket(n, title=f"Title {n % 7}"))
+        if n == 5:
+            row[f.headers("tickets").index("TKT-Title")] = "#N/A"  # an error cell
+        if n == 9:
+            row = [None] * len(row)  # a blank row in the middle
+        if n % 11 == 0:
+            row[3] = dt.datetime(2024, 3, n % 28 + 1, 8, 30)
+            row[4] = dt.time(9, 15)
+            row[5] = True
+            row[6] = 12.5
+        rows.append(row)
+    for r, values in enumerate(rows):
+        for c, value in enumerate(values):
+            if value is not None:
+                sheet.cell(first_row + r, first_column + c, value)
+    workbook.save(path)
+    return path
+
+
+def _whole(path: Path) -> tuple[list[str], list]:
+    table = xlsx._read_workbook(path, path)  # the whole-sheet reader, for comparison
+    return table.headers, list(table.rows)
+
+
+def _sliced(path: Path) -> tuple[list[str], list, int | None]:
+    plan = xlsx_slices.plan(path)
+    assert plan is not None, "a one-sheet workbook is read in slices"
+    table = xlsx.read_xlsx(path)
+    return table.headers, list(table.rows), table.total
+
+
+@pytest.mark.parametrize("first_row, first_column", [(1, 1), (4, 3)])
+def test_slices_read_exactly_as_the_whole_sheet(tmp_path, tiny_slices, first_row, first_column):
+    path = _varied_workbook(tmp_path / "varied.xlsx", first_row, first_column)
+    assert len(list(xlsx_slices.read_slices(path, xlsx_slices.plan(path)))) > 10
+    headers, rows, total = _sliced(path)
+    whole_headers, whole_rows = _whole(path)
+    # The whole-sheet reader counts columns from the used range, slices from column A.
+    assert headers == [""] * (first_column - 1) + whole_headers
+    pad = [""] * (first_column - 1)
+    assert rows == [(n, pad + values) for n, values in whole_rows]
+    assert rows[0][0] == first_row + 1  # the sheet's own row numbers
+    assert len(rows) == 118  # the blank row is skipped
+    assert dict(rows)[first_row + 5][first_column - 1 + 11] == "#N/A"  # the error cell is back
+    assert total == 119  # from the sheet's <dimension>
+
+
+def test_rows_without_row_numbers_keep_their_place(tmp_path, tiny_slices):
+    """A writer may leave out `r`: each row then follows the one before, also across slices."""
+    plain = _varied_workbook(tmp_path / "plain.xlsx")
+    undimensioned = re.compile(rb"<dimension[^>]*/>")
+    rows_bare = _rewrite_sheet(
+        plain,
+        tmp_path / "rows.xlsx",
+        lambda xml: re.sub(rb'(<row\b[^>]*?) r="[0-9]+"', rb"\1", undimensioned.sub(b"", xml)),
+    )
+    assert b'<row r="' not in zipfile.ZipFile(rows_bare).read("xl/worksheets/sheet1.xml")
+    headers, rows, _ = _sliced(rows_bare)
+    assert (headers, rows) == _whole(plain)
+
+    # Cells without `r` too (placed by their order within the row): as the whole sheet reads.
+    all_bare = _rewrite_sheet(
+        rows_bare, tmp_path / "cells.xlsx", lambda xml: re.sub(rb' r="[A-Z]+[0-9]+"', b"", xml)
+    )
+    assert _sliced(all_bare)[:2] == _whole(all_bare)
+
+
+def test_without_a_dimension_the_row_count_is_estimated_for_the_progress_bar(tmp_path):
+    """openpyxl's write-only mode writes no <dimension> (test 1 has one: the count is exact)."""
+    rows = [f.timesheet(n, "2024-05-01") for n in range(1, 3000)]
+    path = f.write_xlsx(tmp_path / "plain.xlsx", "timesheets", rows)
+    assert b"<dimension" not in zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    assert abs(xlsx.read_xlsx(path).total - 2999) < 2999 * 0.1  # from the first slice
+
+
+def test_padded_rows_are_trimmed_slice_by_slice(tmp_path, tiny_slices):
+    plain = f.write_xlsx(tmp_path / "plain.xlsx", "comments", [f.comment(n, 1) for n in range(60)])
+    empty = b'<c t="inlineStr"><is><t></t></is></c>' * 100
+    padded = _rewrite_sheet(
+        plain, tmp_path / "padded.xlsx", lambda x: x.replace(b"</row>", empty + b"</row>")
+    )
+    plan = xlsx_slices.plan(padded)
+    assert plan.trailing_empty is not None
+    widths = {s.sheet.width for s in xlsx_slices.read_slices(padded, plan)}
+    assert max(widths) == len(f.headers("comments"))  # calamine never saw the padding
+    assert _sliced(padded)[:2] == _whole(plain)
+
+
+def test_a_workbook_of_several_sheets_is_read_whole(tmp_path):
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["notes"])
+    data = workbook.create_sheet("Data")
+    data.append(f.headers("tickets"))
+    data.append(f._ordered("tickets", f.ticket(1)))
+    path = tmp_path / "two.xlsx"
+    workbook.save(path)
+    assert xlsx_slices.plan(path) is None
+    table = xlsx.read_xlsx(path)
+    assert table.name == "Data" and [n for n, _ in table.rows] == [2]
+
+
+@pytest.mark.django_db
+def test_a_corrupt_slice_fails_the_import_and_stores_nothing(tmp_path, tiny_slices):
+    good = f.write_xlsx(tmp_path / "good.xlsx", "tickets", [f.ticket(n) for n in range(1, 80)])
+    import_file(good)
+    before = list(Ticket.objects.order_by("pk").values_list("pk", "title"))
+    rows = [f.ticket(n, title="changed") for n in range(1, 80)]
+    bad = _rewrite_sheet(
+        f.write_xlsx(tmp_path / "src.xlsx", "tickets", rows),
+        tmp_path / "bad.xlsx",
+        lambda xml: xml.replace(
+            b'<row r="70"', b'<row r="70"><c r="A70"><v>1</c></row><row r="71"'
+        ),
+    )
+    with pytest.raises(ImportFailed, match="bad.xlsx: cannot read the workbook"):
+        import_file(bad)
+    assert list(Ticket.objects.order_by("pk").values_list("pk", "title")) == before
+    assert ImportRun.objects.filter(file_name="bad.xlsx", status="failed").count() == 1
+
+
+def test_too_many_rows_are_refused_while_reading(tmp_path, tiny_slices, settings):
+    settings.IMPORT_MAX_ROWS = 50
+    path = f.write_xlsx(tmp_path / "many.xlsx", "tickets", [f.ticket(n) for n in range(1, 80)])
+    table = xlsx.read_xlsx(path)
+    with pytest.raises(SourceError, match="has 51 rows, over the 50 row limit"):
+        list(table.rows)
+
+
+def _slice_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("xlsx-slices")]
+
+
+def test_stopping_early_leaves_no_thread_or_temporary_file(tmp_path, tiny_slices, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(n) for n in range(1, 80)])
+    rows = xlsx.read_xlsx(path).rows
+    assert next(rows)[0] == 2
+    rows.close()  # the pipeline gave up (a missing column, a failed COPY, Ctrl-C)
+    assert _slice_threads() == []
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_full_disk_while_writing_a_slice_is_a_clear_refusal(tmp_path, tiny_slices, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(n) for n in range(1, 80)])
+    real_writestr = zipfile.ZipFile.writestr
+    written = []
+
+    def writestr(self, name, data, *args, **kwargs):
+        written.append(name)
+        if len(written) > 20:  # a few slices in
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_writestr(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+    with pytest.raises(SourceError, match="t.xlsx: cannot read the workbook: .*No space left"):
+        list(xlsx.read_xlsx(path).rows)
+    assert list(scratch.iterdir()) == []
+    assert _slice_threads() == []
