@@ -802,3 +802,18 @@ def test_a_stray_quote_in_the_last_row_is_not_taken_for_a_cut_off_file(tmp_path)
     path = tmp_path / "t.csv"
     path.write_bytes(b'id,title\r\n1,"5" screen\r\n2,"5" screen')
     assert [r for _, r in read_csv(path).rows] == [["1", "5 screen"], ["2", "5 screen"]]
+
+
+def test_rows_typed_in_python_get_the_same_derived_columns_as_rows_typed_in_sql(tmp_path, settings):
+    """The lanes compute a timesheet's fingerprint and ticket id while typing; a row the fast
+    path leaves to Python ('+7') gets them afterwards. The same entry must come out the same
+    either way, in any lane: re-importing it written plainly changes nothing."""
+    settings.IMPORT_BATCH_ROWS = 7  # many batches, dealt to both lanes
+    rows = [f.timesheet(n, "2024-05-02", crm=n) for n in range(1, 40)]
+    odd = [dict(r, crm_id=f"+{r['crm_id']}") if n % 5 == 0 else r for n, r in enumerate(rows)]
+    first = import_file(f.write_csv(tmp_path / "odd.csv", "timesheets", odd))
+    assert first.rows_inserted == 39
+    stored = dict(TimesheetEntry.objects.values_list("description", "ticket_id"))
+    assert stored == {f"work {n}": n for n in range(1, 40)}  # '+5' is ticket 5 too
+    again = import_file(f.write_csv(tmp_path / "plain.csv", "timesheets", rows))
+    assert (again.rows_inserted, again.rows_unchanged, again.rows_deleted) == (0, 39, 0)
