@@ -46,6 +46,34 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT)
     return {"wall_s": round(wall, 2), "peak_mb": round(peak / 2**20, 1), "stdout": stdout}
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by the local PostgreSQL server: every live process, plus the
+    backends that have exited (the postmaster's reaped children), which a per-process sum
+    taken after a run would miss (the import's helper connections close before it ends)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] == "postgres" and times is not None:
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def cpu_used(started: tuple[float, float]) -> dict[str, float]:
+    """CPU seconds of this process (all its threads) and of PostgreSQL since `cpu_mark()`."""
+    python, postgres = cpu_mark()
+    return {
+        "python": round(python - started[0], 2),
+        "postgres": round(postgres - started[1], 2),
+    }
+
+
+def cpu_mark() -> tuple[float, float]:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, postgres_cpu_s()
+
+
 def database_url(name: str) -> str:
     return f"postgres://postgres@127.0.0.1:5432/{name}"
 
