@@ -210,3 +210,40 @@ def test_a_full_disk_while_writing_a_slice_is_a_clear_refusal(tmp_path, tiny_sli
         list(xlsx.read_xlsx(path).rows)
     assert list(scratch.iterdir()) == []
     assert _slice_threads() == []
+
+
+def test_a_time_limit_while_a_slice_is_parsed_is_not_a_corrupt_file(
+    tmp_path, tiny_slices, monkeypatch
+):
+    """Celery's soft time limit is raised by a signal in the reading thread, most often while
+    it waits for the worker's slice: the import must stop as timed out (the task reports the
+    limit), not fail as "cannot read the workbook" (the file is fine)."""
+    import signal
+    import time
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(n) for n in range(1, 80)])
+    parse = xlsx_slices._parse
+
+    def slow_parse(name):
+        time.sleep(1)  # a big slice
+        return parse(name)
+
+    def time_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(xlsx_slices, "_parse", slow_parse)
+    previous = signal.signal(signal.SIGALRM, time_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)  # while the first slice is parsed
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            list(xlsx.read_xlsx(path).rows)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert _slice_threads() == []
+    assert list(scratch.iterdir()) == []

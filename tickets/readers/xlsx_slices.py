@@ -210,11 +210,15 @@ def _parse(name: str) -> python_calamine.CalamineSheet:
 
 
 def _parsed(path: Path, parsing: Future, errors: dict, size: int, files: list[str]) -> Slice:
-    """The oldest slice written, once parsed; its file is removed (calamine has read it)."""
+    """The oldest slice written, once parsed; its file is removed (calamine has read it).
+
+    Only what the worker raised is the file's fault: an exception raised in this thread while
+    it waits (Celery's soft time limit comes by a signal, most often just then) goes on as it
+    is, or a timed-out import would be reported as a corrupt file."""
     try:
-        sheet = parsing.result()
-    except Exception as exc:  # calamine's own error types, for every corruption
-        raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
+        failed = parsing.exception()
     finally:
         Path(files.pop(0)).unlink(missing_ok=True)
-    return Slice(sheet, errors, size)
+    if failed is not None:  # calamine's own error types, for every corruption
+        raise SourceError(path.name, f"cannot read the workbook: {failed}")
+    return Slice(parsing.result(), errors, size)
