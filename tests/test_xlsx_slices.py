@@ -247,3 +247,27 @@ def test_a_time_limit_while_a_slice_is_parsed_is_not_a_corrupt_file(
         signal.signal(signal.SIGALRM, previous)
     assert _slice_threads() == []
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("sheets", [1, 2])
+def test_a_corrupt_compressed_sheet_is_a_clear_refusal(tmp_path, sheets):
+    """Damaged bytes in a sheet's compressed data (a bad disk, a mangled transfer): the zip's
+    directory is intact, so only reading the sheet finds it; that must be a SourceError naming
+    the file, not zlib's bare error (a traceback from the command, "error: Error -3 ..." in
+    the admin)."""
+    workbook = openpyxl.Workbook()
+    workbook.active.append(f.headers("tickets"))
+    for n in range(1, 2000):
+        workbook.active.append(f._ordered("tickets", f.ticket(n)))
+    if sheets == 2:
+        workbook.create_sheet("Notes").append(["a note"])
+    path = tmp_path / "damaged.xlsx"
+    workbook.save(path)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 100
+    data[start : start + 50] = bytes(b ^ 0x5A for b in data[start : start + 50])
+    path.write_bytes(data)
+    with pytest.raises(SourceError, match="damaged.xlsx: cannot read the workbook"):
+        list(xlsx.read_xlsx(path).rows)

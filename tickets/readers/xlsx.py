@@ -7,6 +7,7 @@ clear message instead of exhausting memory or failing deep inside the parser.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,13 @@ def read_xlsx(path: Path) -> RawTable:
     check_archive(path)
     try:
         sliced = xlsx_slices.plan(path)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as exc:
         raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
     if sliced is not None:
         return _read_sliced(path, sliced)
     try:
         trimmed = without_trailing_empty_cells(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise SourceError(path.name, f"cannot read the workbook: {exc}") from None
     try:
         return _read_workbook(path, trimmed or path)
