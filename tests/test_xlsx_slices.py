@@ -271,3 +271,22 @@ def test_a_corrupt_compressed_sheet_is_a_clear_refusal(tmp_path, sheets):
     path.write_bytes(data)
     with pytest.raises(SourceError, match="damaged.xlsx: cannot read the workbook"):
         list(xlsx.read_xlsx(path).rows)
+
+
+def test_the_row_count_of_a_padded_sheet_without_a_dimension_is_estimated_from_its_own_bytes(
+    tmp_path, monkeypatch
+):
+    """The estimate scales the first slice's rows by the sheet's size: the slice's share is the
+    XML it took from the sheet, padding included, not what is left once the padding is cut
+    (that made the total many times too large: the progress bar stood near 0 % to the end)."""
+    monkeypatch.setattr(xlsx_slices, "SLICE_BYTES", 256 << 10)
+    plain = f.write_xlsx(
+        tmp_path / "plain.xlsx", "comments", [f.comment(n, 1) for n in range(1, 2001)]
+    )
+    empty = b'<c t="inlineStr"><is><t></t></is></c>' * 100
+    padded = _rewrite_sheet(
+        plain, tmp_path / "padded.xlsx", lambda x: x.replace(b"</row>", empty + b"</row>")
+    )
+    assert xlsx_slices.plan(padded).trailing_empty is not None
+    assert b"<dimension" not in zipfile.ZipFile(padded).read("xl/worksheets/sheet1.xml")
+    assert abs(xlsx.read_xlsx(padded).total - 2000) < 2000 * 0.1

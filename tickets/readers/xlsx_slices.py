@@ -134,8 +134,10 @@ def _numbered(body: bytes, last: int) -> tuple[bytes, int]:
     return _ROW_TAG.sub(number, body), last
 
 
-def _cut(zf: zipfile.ZipFile, plan: Plan) -> Iterator[tuple[bytes, bytes, dict]]:
-    """(the sheet's XML up to <sheetData>, a slice's rows, their error cells), slice by slice."""
+def _cut(zf: zipfile.ZipFile, plan: Plan) -> Iterator[tuple[bytes, bytes, dict, int]]:
+    """(the sheet's XML up to <sheetData>, a slice's rows, their error cells, the bytes of sheet
+    XML they took), slice by slice. The bytes taken count trimmed padding: they are the slice's
+    share of the sheet's size, which estimates its row count."""
     with zf.open(plan.member) as fh:
         data = b""
         while (at := data.find(b"<sheetData>")) == -1:
@@ -158,7 +160,7 @@ def _cut(zf: zipfile.ZipFile, plan: Plan) -> Iterator[tuple[bytes, bytes, dict]]
             body, last = _numbered(body, last)
             errors: dict[int, list] = {}
             collect_errors(body, len(body), 0, errors)
-            yield prefix, body, errors
+            yield prefix, body, errors, cut
 
 
 def _write(
@@ -188,12 +190,12 @@ def read_slices(path: Path, plan: Plan) -> Iterator[Slice]:
     try:
         with zipfile.ZipFile(path) as zf:
             others = [(i, zf.read(i)) for i in zf.infolist() if i.filename != plan.member]
-            for prefix, body, errors in _cut(zf, plan):
+            for prefix, body, errors, taken in _cut(zf, plan):
                 files.append(_write(prefix, body, plan, others))
                 parsing = pool.submit(_parse, files[-1])
                 if pending is not None:
                     yield _parsed(path, *pending, files)
-                pending = (parsing, errors, len(body))
+                pending = (parsing, errors, taken)
         if pending is not None:
             yield _parsed(path, *pending, files)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
