@@ -290,3 +290,22 @@ def test_the_row_count_of_a_padded_sheet_without_a_dimension_is_estimated_from_i
     assert xlsx_slices.plan(padded).trailing_empty is not None
     assert b"<dimension" not in zipfile.ZipFile(padded).read("xl/worksheets/sheet1.xml")
     assert abs(xlsx.read_xlsx(padded).total - 2000) < 2000 * 0.1
+
+
+def test_a_dimension_short_of_the_rows_read_is_not_the_row_count(tmp_path):
+    """Streaming writers (fastexcel, OpenXLSX, ...) write <dimension ref="A1"/> whatever the
+    sheet holds: taken as it is, the total was 0 and the import showed no progress at all. A
+    dimension that ends before rows already read is stale: the count is estimated instead."""
+    workbook = openpyxl.Workbook()
+    workbook.active.append(f.headers("timesheets"))
+    for n in range(1, 3000):
+        workbook.active.append(f._ordered("timesheets", f.timesheet(n, "2024-05-01")))
+    workbook.save(tmp_path / "plain.xlsx")
+    stale = _rewrite_sheet(
+        tmp_path / "plain.xlsx",
+        tmp_path / "stale.xlsx",
+        lambda xml: re.sub(rb"<dimension [^>]*>", b'<dimension ref="A1"/>', xml),
+    )
+    assert xlsx_slices.plan(stale).last_row == 1
+    assert abs(xlsx.read_xlsx(stale).total - 2999) < 2999 * 0.1
+    assert xlsx.read_xlsx(tmp_path / "plain.xlsx").total == 2999  # a true one is used as it is

@@ -186,9 +186,10 @@ def _read_sliced(path: Path, plan: xlsx_slices.Plan) -> RawTable:
     except BaseException:
         slices.close()
         raise
-    if plan.last_row is not None:
+    # A <dimension> that ends before rows already read is stale (streaming writers write "A1").
+    if plan.last_row is not None and plan.last_row >= first.first_row + len(rows) - 1:
         total = max(plan.last_row - header_number, 0)
-    else:  # no <dimension>: estimated from the first slice's rows per byte of XML
+    else:  # no <dimension>, or a stale one: estimated from the first slice's rows per byte
         rows_in_sheet = len(rows) * plan.sheet_bytes / max(first.xml_bytes, 1)
         total = max(round(rows_in_sheet) - (header_number - first.first_row + 1), 0)
     headers = _headers(header)
