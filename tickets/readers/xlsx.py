@@ -160,10 +160,12 @@ def _headers(header: list[Any]) -> list[str]:
     return headers
 
 
-def _too_many_rows(sheet: str, total: int) -> str:
+def _too_many_rows(sheet: str, total: int, more: bool = False) -> str:
+    """`more`: read in slices, the sheet is refused at the first row past the limit, before
+    its real count is known."""
     return (
-        f"sheet {sheet!r} has {total} rows, over the {settings.IMPORT_MAX_ROWS} row limit "
-        "(IMPORT_MAX_ROWS)"
+        f"sheet {sheet!r} has {'more than ' if more else ''}{total} rows, over the "
+        f"{settings.IMPORT_MAX_ROWS} row limit (IMPORT_MAX_ROWS)"
     )
 
 
@@ -232,8 +234,8 @@ def _sliced_rows(
                     if 0 <= col < width:
                         values[col] = text
                 if values.count("") + values.count(None) < width:
-                    if number - header_number > limit:
-                        raise SourceError(file_name, _too_many_rows(sheet, number - header_number))
+                    if number - header_number > limit:  # refused as soon as it is known
+                        raise SourceError(file_name, _too_many_rows(sheet, limit, more=True))
                     yield number, values
             part = next(rest, None)
             rows = part.rows() if part is not None else []
