@@ -28,6 +28,7 @@ TINY = 2048  # bytes of sheet XML per slice: every test file is cut into many sl
 @pytest.fixture
 def tiny_slices(monkeypatch):
     monkeypatch.setattr(xlsx_slices, "SLICE_BYTES", TINY)
+    monkeypatch.setattr(xlsx_slices, "SHARED_STRINGS_FACTOR", 0)
 
 
 def _rewrite_sheet(path: Path, out: Path, change) -> Path:
@@ -40,8 +41,50 @@ def _rewrite_sheet(path: Path, out: Path, change) -> Path:
     return out
 
 
+_INLINE = re.compile(rb'<c([^>]*?) t="inlineStr"([^>]*)><is><t(?: [^>]*)?>([^<]*)</t></is></c>')
+
+
+def _with_shared_strings(path: Path, out: Path, member: str = "xl/sharedStrings.xml") -> Path:
+    """The workbook with its text in a shared string table, as Excel writes it (openpyxl
+    writes inline strings), kept at `member`."""
+    strings: dict[bytes, int] = {}
+
+    def shared(match: re.Match[bytes]) -> bytes:
+        index = strings.setdefault(match.group(3), len(strings))
+        return b'<c%s t="s"%s><v>%d</v></c>' % (match.group(1), match.group(2), index)
+
+    target = member.removeprefix("xl/").encode()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if re.fullmatch(r"xl/worksheets/[^/]+\.xml", info.filename):
+                data = _INLINE.sub(shared, data)
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdStrings" Target="%s" Type="http://schemas.openxml'
+                    b'formats.org/officeDocument/2006/relationships/sharedStrings"/>'
+                    b"</Relationships>" % target,
+                )
+            elif info.filename == "[Content_Types].xml":
+                data = data.replace(
+                    b"</Types>",
+                    b'<Override PartName="/%s" ContentType="application/vnd.openxmlformats-'
+                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>' % member.encode(),
+                )
+            dst.writestr(info.filename, data)
+        table = b"".join(b'<si><t xml:space="preserve">%s</t></si>' % t for t in strings)
+        dst.writestr(
+            member,
+            b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+            b'count="%d" uniqueCount="%d">%s</sst>' % (len(strings), len(strings), table),
+        )
+    return out
+
+
 def _varied_workbook(path: Path, first_row: int = 1, first_column: int = 1) -> Path:
-    """Shared strings, dates, times, floats, booleans, an error cell, gaps and a blank row."""
+    """Dates, times, floats, booleans, an error cell, gaps and a blank row (inline strings:
+    `_with_shared_strings` makes the shared-string version)."""
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = "Export"
@@ -78,9 +121,15 @@ def _sliced(path: Path) -> tuple[list[str], list, int | None]:
     return table.headers, list(table.rows), table.total
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["inline strings", "shared strings"])
 @pytest.mark.parametrize("first_row, first_column", [(1, 1), (4, 3)])
-def test_slices_read_exactly_as_the_whole_sheet(tmp_path, tiny_slices, first_row, first_column):
+def test_slices_read_exactly_as_the_whole_sheet(
+    tmp_path, tiny_slices, first_row, first_column, shared
+):
     path = _varied_workbook(tmp_path / "varied.xlsx", first_row, first_column)
+    if shared:
+        path = _with_shared_strings(path, tmp_path / "shared.xlsx")
+        assert b't="s"' in zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
     assert len(list(xlsx_slices.read_slices(path, xlsx_slices.plan(path)))) > 10
     headers, rows, total = _sliced(path)
     whole_headers, whole_rows = _whole(path)
@@ -92,6 +141,15 @@ def test_slices_read_exactly_as_the_whole_sheet(tmp_path, tiny_slices, first_row
     assert len(rows) == 118  # the blank row is skipped
     assert dict(rows)[first_row + 5][first_column - 1 + 11] == "#N/A"  # the error cell is back
     assert total == 119  # from the sheet's <dimension>
+
+
+def test_a_slice_is_at_least_eight_times_the_shared_strings(tmp_path):
+    """Each slice parses the whole shared string table again: a sheet whose strings are large
+    is cut into fewer, larger slices."""
+    path = _with_shared_strings(_varied_workbook(tmp_path / "v.xlsx"), tmp_path / "s.xlsx")
+    strings = zipfile.ZipFile(path).getinfo("xl/sharedStrings.xml").file_size
+    plan = xlsx_slices.plan(path)
+    assert plan.slice_bytes == max(xlsx_slices.SLICE_BYTES, 8 * strings)
 
 
 def test_rows_without_row_numbers_keep_their_place(tmp_path, tiny_slices):
@@ -309,3 +367,21 @@ def test_a_dimension_short_of_the_rows_read_is_not_the_row_count(tmp_path):
     assert xlsx_slices.plan(stale).last_row == 1
     assert abs(xlsx.read_xlsx(stale).total - 2999) < 2999 * 0.1
     assert xlsx.read_xlsx(tmp_path / "plain.xlsx").total == 2999  # a true one is used as it is
+
+
+def test_slices_carry_only_the_parts_values_depend_on(tmp_path, tiny_slices):
+    """Images, a calculation chain or macros are not copied into every slice (written and read
+    again per slice for nothing); styles and shared strings are."""
+    plain = _with_shared_strings(_varied_workbook(tmp_path / "v.xlsx"), tmp_path / "plain.xlsx")
+    heavy = tmp_path / "heavy.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(heavy, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+        dst.writestr("xl/media/image1.png", b"\x89PNG" + bytes(2 << 20))
+        dst.writestr("xl/calcChain.xml", b'<calcChain><c r="A1" i="1"/></calcChain>')
+    plan = xlsx_slices.plan(heavy)
+    assert {"xl/sharedStrings.xml", "xl/styles.xml"} <= set(plan.parts)
+    assert not {"xl/media/image1.png", "xl/calcChain.xml", "xl/theme/theme1.xml"} & set(plan.parts)
+    headers, rows, _ = _sliced(heavy)
+    assert (headers, rows) == _whole(heavy) == _whole(plain)
+    assert dict(rows)[3][headers.index("TKT-Title")] == "Title 2"  # the strings were found

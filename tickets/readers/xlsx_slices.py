@@ -32,7 +32,7 @@ import python_calamine
 
 from tickets.readers import xlsx_trim
 from tickets.readers.base import SourceError
-from tickets.readers.xlsx_xml import collect_errors, sheet_members
+from tickets.readers.xlsx_xml import collect_errors, sheet_members, value_parts
 
 #: Sheet XML per slice. Each slice parses the shared strings again, so a slice is also at least
 #: SHARED_STRINGS_FACTOR times their size (a sheet whose strings are large is read in few slices).
@@ -58,6 +58,10 @@ class Plan:
     trailing_empty: re.Pattern[bytes] | None  # xlsx_trim's runs, when the sheet is padded
     last_row: int | None  # from the sheet's <dimension>, for the progress bar only
     sheet_bytes: int  # the worksheet's XML size, to estimate the row count without it
+    # Copied into every slice: what the values depend on (styles, shared strings), not the
+    # workbook's other parts (images, calculation chains, macros), which would be written and
+    # read again per slice for nothing.
+    parts: tuple[str, ...]
 
 
 def plan(path: Path) -> Plan | None:
@@ -76,8 +80,8 @@ def plan(path: Path) -> Plan | None:
             return None
         cell = xlsx_trim._empty_cell(xlsx_trim._empty_shared_strings(zf))
         padded = member in xlsx_trim._padded_sheets(zf, cell)
-        shared = "xl/sharedStrings.xml"
-        strings = zf.getinfo(shared).file_size if shared in names else 0
+        parts = value_parts(zf)
+        strings = sum(zf.getinfo(p).file_size for p in parts if "sharedstrings" in p.lower())
         sheet_bytes = zf.getinfo(member).file_size
     dimension = _DIMENSION.search(head)
     last = _LAST_ROW.search(dimension.group(0)) if dimension else None
@@ -88,6 +92,7 @@ def plan(path: Path) -> Plan | None:
         trailing_empty=xlsx_trim._empty_runs(cell) if padded else None,
         last_row=int(last.group(1)) if last else None,
         sheet_bytes=sheet_bytes,
+        parts=tuple(parts),
     )
 
 
@@ -189,7 +194,7 @@ def read_slices(path: Path, plan: Plan) -> Iterator[Slice]:
     pending: tuple[Future, dict, int] | None = None
     try:
         with zipfile.ZipFile(path) as zf:
-            others = [(i, zf.read(i)) for i in zf.infolist() if i.filename != plan.member]
+            others = [(i, zf.read(i)) for i in zf.infolist() if i.filename in plan.parts]
             for prefix, body, errors, taken in _cut(zf, plan):
                 files.append(_write(prefix, body, plan, others))
                 parsing = pool.submit(_parse, files[-1])

@@ -50,17 +50,44 @@ def collect_errors(data: bytes, end: int, first_column: int, found: dict) -> Non
         at = data.find(b't="e"', stop, end)
 
 
+WORKBOOK_RELS = "xl/_rels/workbook.xml.rels"
+
+
+def _relationships(zf: zipfile.ZipFile) -> list[dict[bytes, bytes]]:
+    names = zf.namelist()
+    return _tags(zf.read(WORKBOOK_RELS), b"Relationship") if WORKBOOK_RELS in names else []
+
+
+def _member(target: bytes) -> str:
+    """An archive member from a relationship target (relative to xl/, or absolute)."""
+    name = target.decode().lstrip("/")
+    return "" if not name else name if name.startswith("xl/") else f"xl/{name}"
+
+
 def sheet_members(zf: zipfile.ZipFile) -> list[tuple[str, str]]:
     """(sheet name, archive member) of every sheet, in workbook order ('' when unresolved)."""
-    rels_name = "xl/_rels/workbook.xml.rels"
-    rels = (
-        {a.get(b"Id"): a.get(b"Target", b"") for a in _tags(zf.read(rels_name), b"Relationship")}
-        if rels_name in zf.namelist()
-        else {}
-    )
-    out = []
-    for a in _tags(zf.read("xl/workbook.xml"), b"sheet"):
-        target = rels.get(a.get(b"r:id"), b"").decode().lstrip("/")
-        member = "" if not target else target if target.startswith("xl/") else f"xl/{target}"
-        out.append((html.unescape(a.get(b"name", b"").decode()), member))
-    return out
+    rels = {a.get(b"Id"): a.get(b"Target", b"") for a in _relationships(zf)}
+    return [
+        (html.unescape(a.get(b"name", b"").decode()), _member(rels.get(a.get(b"r:id"), b"")))
+        for a in _tags(zf.read("xl/workbook.xml"), b"sheet")
+    ]
+
+
+#: What a sheet's values depend on besides the sheet: styles (which numbers are dates), the
+#: shared strings, and the package parts that lead to them. calamine reads them at these
+#: names (tested: a shared string table elsewhere is not found, whatever the rels say).
+VALUE_PARTS = (
+    "[Content_Types].xml",
+    "_rels/.rels",
+    "xl/workbook.xml",
+    WORKBOOK_RELS,
+    "xl/styles.xml",
+    "xl/sharedStrings.xml",
+)
+
+
+def value_parts(zf: zipfile.ZipFile) -> list[str]:
+    """The archive's members among VALUE_PARTS (compared without case, as a zip from Windows
+    tools may spell them)."""
+    wanted = {name.lower() for name in VALUE_PARTS}
+    return [name for name in zf.namelist() if name.lower() in wanted]
