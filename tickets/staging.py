@@ -6,7 +6,9 @@ cells is COPYed as text into `raw` and typed set-based by the SQL fast path
 batch -- so reading the file and typing it in PostgreSQL overlap. Rows the fast path could not
 fully vouch for (odd formats, warnings, rejections) are flagged and then run through the
 Python parsers of ``tickets.values`` (``convert_row``), which define what a value means and
-word every issue. Finally `stg` gets the derived columns by the registry's SQL.
+word every issue. The derived columns (the registry's SQL) are computed in the same typing
+query, and for the Python-typed rows when they replace their flagged rows; `typed` is then
+renamed `stg`.
 """
 
 from __future__ import annotations
