@@ -3,8 +3,8 @@
 Why: python-calamine parses a whole sheet before it gives the first row, and holds all of it
 (about 100 bytes a cell: 1.4 GB for a 10x timesheet export) while the import's typing and
 loading wait for it. Here the sheet's XML is cut at row ends into slices of about
-`SLICE_BYTES`. Each slice becomes a small workbook of its own -- the original's other parts
-(styles, shared strings, workbook) and the slice's rows -- that calamine parses on a worker
+`SLICE_BYTES`. Each slice becomes a small workbook of its own -- the parts its values depend
+on (styles, shared strings, workbook) and the slice's rows -- that calamine parses on a worker
 thread (it lets go of the GIL while it parses) while the caller takes the rows of the slice
 before. The values come from the same parser with the same styles and shared strings, and the
 rows keep their `r` numbers, so they are the sheet's own; memory holds three slices at most.
@@ -22,7 +22,7 @@ import re
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +185,7 @@ def _write(
     return name
 
 
-def read_slices(path: Path, plan: Plan) -> Iterator[Slice]:
+def read_slices(path: Path, plan: Plan) -> Generator[Slice, None, None]:
     """The sheet's slices in order, each parsed on a worker thread while the one before it is
     read. The cutting and writing stay on this thread: the worker only calls calamine, so it
     seldom needs the GIL (a worker that needed it often made reading slower, not faster)."""
