@@ -385,3 +385,27 @@ def test_slices_carry_only_the_parts_values_depend_on(tmp_path, tiny_slices):
     headers, rows, _ = _sliced(heavy)
     assert (headers, rows) == _whole(heavy) == _whole(plain)
     assert dict(rows)[3][headers.index("TKT-Title")] == "Title 2"  # the strings were found
+
+
+def test_temporary_workbooks_left_by_a_killed_reader_are_swept(tmp_path, monkeypatch):
+    """A worker killed mid-read (hard time limit, OOM) leaves its slice behind; the next read
+    removes such files once they are older than any read could be, and nothing else."""
+    import os
+    import time
+
+    from tickets.readers import xlsx_xml
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    old = scratch / f"{xlsx_xml.TEMP_PREFIX}slice-abc.xlsx"
+    fresh = scratch / f"{xlsx_xml.TEMP_PREFIX}slice-def.xlsx"  # another import, reading now
+    theirs = scratch / "slice-ghi.xlsx"  # not ours
+    for path in (old, fresh, theirs):
+        path.write_bytes(b"PK")
+    two_hours_ago = time.time() - 2 * xlsx_xml.ORPHAN_AFTER_S
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(theirs, (two_hours_ago, two_hours_ago))
+    path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(1)])
+    assert [n for n, _ in xlsx.read_xlsx(path).rows] == [2]
+    assert sorted(p.name for p in scratch.iterdir()) == sorted([fresh.name, theirs.name])

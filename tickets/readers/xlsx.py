@@ -19,7 +19,7 @@ from tickets.columns import detect_entity, normalise_header
 from tickets.readers import xlsx_slices
 from tickets.readers.base import RawTable, SourceError
 from tickets.readers.xlsx_trim import without_trailing_empty_cells
-from tickets.readers.xlsx_xml import CHUNK, collect_errors, sheet_members
+from tickets.readers.xlsx_xml import CHUNK, collect_errors, sheet_members, sweep_orphans
 
 # A real sheet compresses 5-20x; far beyond this ratio the archive is crafted.
 MAX_COMPRESSION_RATIO = 200
@@ -93,6 +93,7 @@ def read_xlsx(path: Path) -> RawTable:
     caller types and loads rows while the rest of the sheet is parsed; others are read whole.
     """
     check_archive(path)
+    sweep_orphans()
     try:
         sliced = xlsx_slices.plan(path)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as exc:

@@ -32,7 +32,7 @@ import python_calamine
 
 from tickets.readers import xlsx_trim
 from tickets.readers.base import SourceError
-from tickets.readers.xlsx_xml import collect_errors, sheet_members, value_parts
+from tickets.readers.xlsx_xml import TEMP_PREFIX, collect_errors, sheet_members, value_parts
 
 #: Sheet XML per slice. Each slice parses the shared strings again, so a slice is also at least
 #: SHARED_STRINGS_FACTOR times their size (a sheet whose strings are large is read in few slices).
@@ -173,7 +173,7 @@ def _write(
 ) -> str:
     """The slice as a workbook file of its own, stored (compressing it would cost more than
     calamine's reading it saves)."""
-    fd, name = tempfile.mkstemp(suffix=".xlsx", prefix="slice-")
+    fd, name = tempfile.mkstemp(suffix=".xlsx", prefix=f"{TEMP_PREFIX}slice-")
     try:
         with open(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as out:
             for info, content in others:

@@ -19,6 +19,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tickets.readers.xlsx_xml import TEMP_PREFIX
+
 # A row ending in at least this many empty cells marks the sheet as padded.
 WIDE_RUN = 64
 # How much of each worksheet's XML the check reads, and the rewrite's chunk size.
@@ -108,7 +110,7 @@ def without_trailing_empty_cells(path: Path) -> Path | None:
         if not padded:
             return None
         runs = _empty_runs(cell)
-        fd, name = tempfile.mkstemp(suffix=".xlsx", prefix="trimmed-")
+        fd, name = tempfile.mkstemp(suffix=".xlsx", prefix=f"{TEMP_PREFIX}trimmed-")
         try:
             with (
                 open(fd, "wb") as raw,

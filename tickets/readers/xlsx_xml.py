@@ -8,9 +8,30 @@ from __future__ import annotations
 
 import html
 import re
+import tempfile
+import time
 import zipfile
+from pathlib import Path
 
 CHUNK = 4 << 20
+
+#: Temporary workbooks the readers write (slices, trimmed copies) start so. Each lives for
+#: seconds; one older than ORPHAN_AFTER_S was left by a process killed while reading (a hard
+#: time limit, the OOM killer) and is removed by the next read.
+TEMP_PREFIX = "servicedesk-xlsx-"
+ORPHAN_AFTER_S = 3600
+
+
+def sweep_orphans() -> None:
+    """Remove the readers' temporary workbooks that outlived their process."""
+    cutoff = time.time() - ORPHAN_AFTER_S
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*.xlsx"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
+
 
 _TAG = {name: re.compile(rb"<" + name + rb"\b[^>]*>") for name in (b"sheet", b"Relationship")}
 _ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
