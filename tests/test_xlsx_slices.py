@@ -387,6 +387,24 @@ def test_slices_carry_only_the_parts_values_depend_on(tmp_path, tiny_slices):
     assert dict(rows)[3][headers.index("TKT-Title")] == "Title 2"  # the strings were found
 
 
+def test_value_parts_named_with_backslashes_are_carried_too(tmp_path, tiny_slices):
+    """Some Windows tools name members `xl\\styles.xml` (against the zip format); calamine reads
+    that as xl/styles.xml. Left out of the slices, the styles' dates came back as numbers and
+    the shared strings' indices failed the file, while the whole sheet read fine."""
+    plain = _with_shared_strings(_varied_workbook(tmp_path / "v.xlsx"), tmp_path / "plain.xlsx")
+    windows = tmp_path / "windows.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(windows, "w") as dst:
+        for info in src.infolist():
+            name = info.filename
+            if name in ("xl/styles.xml", "xl/sharedStrings.xml"):
+                name = name.replace("/", "\\")
+            dst.writestr(name, src.read(info.filename))
+    assert "xl\\styles.xml" in zipfile.ZipFile(windows).namelist()
+    headers, rows, _ = _sliced(windows)
+    assert (headers, rows) == _whole(windows) == _whole(plain)
+    assert isinstance(dict(rows)[12][3], dt.datetime)  # the date style was found
+
+
 def test_temporary_workbooks_left_by_a_killed_reader_are_swept(tmp_path, monkeypatch):
     """A worker killed mid-read (hard time limit, OOM) leaves its slice behind; the next read
     removes such files once they are older than any read could be, and nothing else."""

@@ -108,7 +108,8 @@ VALUE_PARTS = (
 
 
 def value_parts(zf: zipfile.ZipFile) -> list[str]:
-    """The archive's members among VALUE_PARTS (compared without case, as a zip from Windows
-    tools may spell them)."""
+    """The archive's members among VALUE_PARTS, compared as calamine finds them: without case,
+    and with a backslash for a slash (Windows tools may write `XL\\SharedStrings.xml`; calamine
+    reads it, so a slice without it would lose its dates or strings)."""
     wanted = {name.lower() for name in VALUE_PARTS}
-    return [name for name in zf.namelist() if name.lower() in wanted]
+    return [name for name in zf.namelist() if name.replace("\\", "/").lower() in wanted]
