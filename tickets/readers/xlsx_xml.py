@@ -25,9 +25,15 @@ ORPHAN_AFTER_S = 3600
 def sweep_orphans() -> None:
     """Remove the readers' temporary workbooks that outlived their process."""
     cutoff = time.time() - ORPHAN_AFTER_S
-    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*.xlsx"):
+    try:
+        found = list(Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*.xlsx"))
+    except OSError:  # no usable temp directory: the read itself will say so if it needs one
+        return
+    for path in found:
         try:
-            if path.stat().st_mtime < cutoff:
+            # lstat: a link planted under this name is judged (and removed) as the link, never
+            # followed to wherever it points.
+            if path.lstat().st_mtime < cutoff:
                 path.unlink()
         except OSError:  # gone meanwhile, or not ours to remove
             pass
