@@ -427,3 +427,29 @@ def test_temporary_workbooks_left_by_a_killed_reader_are_swept(tmp_path, monkeyp
     path = f.write_xlsx(tmp_path / "t.xlsx", "tickets", [f.ticket(1)])
     assert [n for n, _ in xlsx.read_xlsx(path).rows] == [2]
     assert sorted(p.name for p in scratch.iterdir()) == sorted([fresh.name, theirs.name])
+
+
+@pytest.mark.django_db(transaction=True)  # progress is written from a second connection
+def test_once_read_an_import_shows_the_real_row_count_not_the_estimate(tmp_path, monkeypatch):
+    """The progress total of an XLSX without <dimension> is estimated while reading. Once every
+    row is read the real count replaces it: during the merge (seconds at scale) the page shows
+    all rows done, and the finished run keeps its count (the final save wrote None over it)."""
+    from tickets import imports, pipeline
+
+    rows = [f.timesheet(n, "2024-05-01") for n in range(1, 3000)]
+    path = f.write_xlsx(tmp_path / "t.xlsx", "timesheets", rows)
+    assert xlsx.read_xlsx(path).total != 2999  # an estimate (write-only openpyxl: no dimension)
+    merge, during_merge = pipeline.merge, []
+
+    def watched_merge(cursor, run, entity, counts):  # the real merge, watched from outside
+        during_merge.append(
+            ImportRun.objects.values_list("progress_rows", "progress_total").get(pk=run.pk)
+        )
+        return merge(cursor, run, entity, counts)
+
+    monkeypatch.setattr(pipeline, "merge", watched_merge)
+    run = import_file(path)
+    assert during_merge == [(2999, 2999)]
+    run.refresh_from_db()
+    assert (run.rows_read, run.progress_rows, run.progress_total) == (2999, 2999, 2999)
+    assert imports.progress_snapshot(run)["percent"] == 100.0

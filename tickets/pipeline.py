@@ -362,7 +362,9 @@ def _save_counts(run: ImportRun, counts: Counts, window: tuple[Any, Any]) -> Non
         setattr(run, name, getattr(counts, name.removeprefix("rows_")))
     run.orphans = counts.orphans
     run.window_start, run.window_end = window
-    run.progress_rows = counts.read
+    # The run row is saved whole at the end: the total must be the real count too, not the
+    # value this object was loaded with (None), which overwrote what Progress had written.
+    run.progress_rows = run.progress_total = counts.read
 
 
 def where_to_look(run_id: int | None, limit: int = 3) -> str:

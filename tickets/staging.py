@@ -516,6 +516,9 @@ def copy_and_type(
         sender.gather(cursor)
     finally:
         sender.close()
+    # Every row is read: the count replaces the reader's total, which may have been an estimate
+    # (an XLSX without <dimension>) or counted blank rows, so a finished run shows 100 %.
+    progress.total = counts.read
     progress.update(counts.read, force=True)
     return counts
 
