@@ -171,12 +171,34 @@ def _timestamp(t: str, today: dt.date) -> str:
     )
 
 
+def _padded_dayfirst(t: str, today: dt.date) -> tuple[str, str]:
+    """(test, date) of exactly DD/MM/YYYY (MM/DD/YYYY month-first) before `today`: the shape of
+    nearly every date cell in a timesheet export. Fixed positions let byte comparisons do what
+    `_dayfirst` does with `split_part`s that PostgreSQL recomputes at every mention (about
+    7 µs a cell in the typing query; this takes about a third)."""
+    at_day, at_month = (1, 4) if settings.DATE_DAY_FIRST else (4, 1)
+    d, m, y = (f"substr({t}, {a}, {n}) {C}" for a, n in ((at_day, 2), (at_month, 2), (7, 4)))
+    as_int = {part: f"substr({t}, {a}, {n})::int" for part, a, n in (("d", at_day, 2), ("m", at_month, 2), ("y", 7, 4))}  # fmt: skip
+    test = (
+        # The slashes where LIKE puts them and no others, and every other character a digit
+        # (translate: half the cost of the regex).
+        f"{t} LIKE '__/__/____' AND translate({t}, '0123456789', '') = '//' "
+        f"AND {y} BETWEEN '{v.MIN_YEAR}' AND '{v.MAX_YEAR}' AND {m} BETWEEN '01' AND '12' "
+        f"AND {d} >= '01' AND ({d} <= '28' OR {as_int['d']} <= "
+        f"({_days_in_month(as_int['y'], as_int['m'])})) "
+        f"AND ({y} || {m} || {d}) {C} < '{today:%Y%m%d}'"
+    )
+    return test, f"make_date({as_int['y']}, {as_int['m']}, {as_int['d']})"
+
+
 def _date(t: str, today: dt.date) -> str:
     cutoff = today.isoformat()
+    padded, padded_date = _padded_dayfirst(t, today)
     dayfirst, y, m, d, _ = _dayfirst(t)
     serial_ok, serial = _serial(t)
     return (
-        f"CASE WHEN ({_iso_ok(t, date_only=True)} OR ({t} LIKE '____-__-__ 00:00:00' "
+        f"CASE WHEN {padded} THEN {padded_date} "
+        f"WHEN ({_iso_ok(t, date_only=True)} OR ({t} LIKE '____-__-__ 00:00:00' "
         f"AND {_iso_ok(t)})) AND substr({t}, 1, 10) {C} < '{cutoff}' "
         f"THEN substr({t}, 1, 10)::date "
         f"WHEN {dayfirst} AND {t} NOT LIKE '% %' AND make_date({y}, {m}, {d}) < date '{cutoff}' "
