@@ -194,6 +194,10 @@ GARBAGE = [
     "1/1/2025  1:02", "1/1/2025 1:02:03.5", "1/1/2025 1:02 PM", "1/1/2025 13:02 PM",
     "1/1/2025 0:02 AM", "1/1/2025T1:02", "1-1-2025", "1.1.2025", "01/13/2025", "13/01/2025",
     "1/1/2025 24:00", "1/1/2025 23:60", "1/1/2025 23:59:60", "/1/2025", "1//2025", "1/1/",
+    # DD/MM/YYYY at fixed positions: a zero day or month, and a non-digit where a digit belongs
+    # that the byte comparisons let through (only the digit test keeps it from the int casts)
+    "00/05/2020", "05/00/2020", "0x/05/2020", "05/0x/2020", "05/05/20x5", "05/05/20٢٤",
+    "０５/05/2020", "05/0５/2020",
     # numbers that are not quite numbers, or too big for anything
     "1e999", "-1e999", "1E5", "1e-5", "NaN", "Infinity", "-Infinity", "inf", "-inf", "9" * 1000,
     "9" * 100_000, "1." + "0" * 20_000, "0." + "1" * 20_000, "x" * 100_000, "32873", "32873.9999",
