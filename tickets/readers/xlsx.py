@@ -9,6 +9,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections.abc import Generator, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -176,14 +177,10 @@ def _read_sliced(path: Path, plan: xlsx_slices.Plan) -> RawTable:
     try:
         for first in slices:
             rows = first.rows()
-            for offset, row in enumerate(rows):
-                if any(cell not in ("", None) for cell in row):
-                    header_number = first.first_row + offset
-                    header = [""] * first.first_column + row
-                    break
-            else:
-                continue
-            break
+            if found := _first_nonempty(iter(rows)):
+                header_number = first.first_row + found[0] - 1
+                header = [""] * first.first_column + found[1]
+                break
         else:
             raise SourceError(path.name, "the workbook has no data (every sheet is empty)")
     except BaseException:
@@ -223,21 +220,15 @@ def _sliced_rows(
     part, rows = first
     try:
         while part is not None:
-            pad = [""] * part.first_column
-            for offset, row in enumerate(rows):
-                number = part.first_row + offset
-                if number <= header_number:
-                    continue
-                values = (pad + row)[:width] if pad else row[:width]
-                if len(values) < width:
-                    values += [""] * (width - len(values))
-                for col, text in part.errors.get(number, ()):
-                    if 0 <= col < width:
-                        values[col] = text
-                if values.count("") + values.count(None) < width:
-                    if number - header_number > limit:  # refused as soon as it is known
-                        raise SourceError(file_name, _too_many_rows(sheet, limit, more=True))
-                    yield number, values
+            if part.first_column:  # cells from column A, as the header
+                pad = [""] * part.first_column
+                rows = [pad + row for row in rows]
+            skip = max(header_number + 1 - part.first_row, 0)  # the header and rows above it
+            after = part.first_row + skip - 1
+            for number, values in _rows(islice(rows, skip, None), after, width, part.errors):
+                if number - header_number > limit:  # refused as soon as it is known
+                    raise SourceError(file_name, _too_many_rows(sheet, limit, more=True))
+                yield number, values
             part = next(rest, None)
             rows = part.rows() if part is not None else []
     finally:
@@ -247,8 +238,12 @@ def _sliced_rows(
 def _rows(
     rows: Iterator[list[Any]], header_number: int, width: int, errors: dict[int, list]
 ) -> Iterator[tuple[int, list]]:
+    """(number, cells as wide as the header) of the non-empty rows after `header_number`, error
+    cells put back. A slice can be narrower than the header: its rows are padded."""
     for number, row in enumerate(rows, start=header_number + 1):
         values = row[:width]
+        if len(values) < width:
+            values += [""] * (width - len(values))
         for col, text in errors.get(number, ()):
             if 0 <= col < width:
                 values[col] = text

@@ -78,8 +78,7 @@ def plan(path: Path) -> Plan | None:
         # read it whole.
         if not _SHEET_DATA.search(head):
             return None
-        cell = xlsx_trim._empty_cell(xlsx_trim._empty_shared_strings(zf))
-        padded = member in xlsx_trim._padded_sheets(zf, cell)
+        runs = xlsx_trim._empty_runs(xlsx_trim._empty_cell(xlsx_trim._empty_shared_strings(zf)))
         parts = value_parts(zf)
         strings = sum(zf.getinfo(p).file_size for p in parts if "sharedstrings" in p.lower())
         sheet_bytes = zf.getinfo(member).file_size
@@ -89,7 +88,7 @@ def plan(path: Path) -> Plan | None:
         sheet_name=name,
         member=member,
         slice_bytes=max(SLICE_BYTES, SHARED_STRINGS_FACTOR * strings),
-        trailing_empty=xlsx_trim._empty_runs(cell) if padded else None,
+        trailing_empty=runs if xlsx_trim.is_padded(head, runs) else None,
         last_row=int(last.group(1)) if last else None,
         sheet_bytes=sheet_bytes,
         parts=tuple(parts),

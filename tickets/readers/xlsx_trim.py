@@ -73,16 +73,19 @@ def _empty_runs(cell: bytes) -> re.Pattern[bytes]:
     return re.compile(rb"(?:" + cell + rb")+(</row>)?")
 
 
+def is_padded(head: bytes, runs: re.Pattern[bytes]) -> bool:
+    """Whether a sheet whose XML starts with `head` (PREFIX_BYTES of it) ends rows in a run of
+    WIDE_RUN or more empty cells."""
+    return any(m.group(1) and m.group(0).count(b"<c") >= WIDE_RUN for m in runs.finditer(head))
+
+
 def _padded_sheets(zf: zipfile.ZipFile, cell: bytes) -> list[str]:
     runs = _empty_runs(cell)
     padded = []
     for name in zf.namelist():
         if _SHEET_MEMBER.fullmatch(name):
             with zf.open(name) as fh:
-                if any(
-                    m.group(1) and m.group(0).count(b"<c") >= WIDE_RUN
-                    for m in runs.finditer(fh.read(PREFIX_BYTES))
-                ):
+                if is_padded(fh.read(PREFIX_BYTES), runs):
                     padded.append(name)
     return padded
 
