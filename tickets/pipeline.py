@@ -183,14 +183,6 @@ def _merge_window(
     if settings.TIMESHEET_WINDOW_REPLACE:
         cursor.execute(
             f"""
-            SELECT count(*) FROM {model_table} t, ({_window_sql(entity)}) w
-            WHERE t."{window}" BETWEEN w.lo AND w.hi
-            """,
-            [_future_limit(entity)],
-        )
-        counts.window_stored = cursor.fetchone()[0]
-        cursor.execute(
-            f"""
             DELETE FROM {model_table} t
             USING ({_window_sql(entity)}) w
             WHERE t."{window}" BETWEEN w.lo AND w.hi
@@ -199,7 +191,7 @@ def _merge_window(
             [_future_limit(entity)],
         )
         counts.deleted = cursor.rowcount
-        check_delete_gate(cursor, entity, counts)
+        check_delete_gate(cursor, entity, counts, model_table)
     cursor.execute(
         f"""
         INSERT INTO {model_table} ({cols}, inserted_run_id, changed_run_id)
@@ -212,7 +204,7 @@ def _merge_window(
     counts.unchanged = counts.staged - counts.inserted
 
 
-def check_delete_gate(cursor: Any, entity: Entity, counts: Counts) -> None:
+def check_delete_gate(cursor: Any, entity: Entity, counts: Counts, model_table: str) -> None:
     """Refuse a window replace that would delete most of what is stored in the window.
 
     One mistyped year (2024 for 2025) in a weekly timesheet export stretches its window back a
@@ -220,10 +212,22 @@ def check_delete_gate(cursor: Any, entity: Entity, counts: Counts) -> None:
     does not hold. The message names the file's earliest dates, where such a typo shows.
     """
     limit = settings.TIMESHEET_MAX_DELETE_RATE
-    stored, deleted = counts.window_stored, counts.deleted
-    if limit >= 1 or deleted < DELETE_GATE_MIN_ROWS or deleted <= limit * stored:
+    deleted = counts.deleted
+    if limit >= 1 or deleted < DELETE_GATE_MIN_ROWS:
         return
+    # What the window held before: what is left in it, plus what was just deleted (counted only
+    # here, so a weekly import that deletes a few entries never pays for it).
     field = entity.window_field
+    cursor.execute(
+        f"""
+        SELECT count(*) FROM {model_table} t, ({_window_sql(entity)}) w
+        WHERE t."{field}" BETWEEN w.lo AND w.hi
+        """,
+        [_future_limit(entity)],
+    )
+    stored = cursor.fetchone()[0] + deleted
+    if deleted <= limit * stored:
+        return
     cursor.execute(
         f'SELECT "{field}", count(*) FROM stg WHERE "{field}" IS NOT NULL '
         "GROUP BY 1 ORDER BY 1 LIMIT 3"

@@ -74,7 +74,6 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-    window_stored: int = 0  # stored timesheet entries inside the file's window, before
     orphans: int = 0
     reasons: Counter = field(default_factory=Counter)  # rejection reasons for the summary
 
